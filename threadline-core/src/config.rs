@@ -1,0 +1,176 @@
+//! The `threadline.toml` configuration file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ident::{DEFAULT_SCHEMA, Ident, IdentError, TableName};
+use crate::redaction::TableCapture;
+
+/// Why a configuration could not be loaded.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML is malformed or has unknown keys.
+    #[error("invalid threadline.toml: {0}")]
+    Toml(String),
+    /// The `schema` key is not a valid name.
+    #[error("invalid `schema` in threadline.toml: {0}")]
+    Schema(IdentError),
+    /// A `[capture.tables.<name>]` key is not a valid table name.
+    #[error("invalid table name {name:?} under [capture.tables]: {source}")]
+    TableName {
+        /// The key as written.
+        name: String,
+        /// Why it is invalid.
+        source: IdentError,
+    },
+    /// Two keys under `[capture.tables]` name the same table.
+    #[error("table {0} appears twice under [capture.tables]; merge the two sections")]
+    DuplicateTable(String),
+    /// A table's policy is invalid.
+    #[error("invalid policy for table {table}: {source}")]
+    Policy {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        source: crate::PolicyError,
+    },
+}
+
+/// The whole `threadline.toml`.
+///
+/// ```
+/// use threadline_core::Config;
+/// let cfg = Config::from_toml(r#"
+/// schema = "public"
+/// [capture.tables.users]
+/// exclude = ["password_hash"]
+/// mask = ["email"]
+/// "#)?;
+/// let users = cfg.table_policy(&"users".parse().unwrap());
+/// assert_eq!(users.mask, ["email"]);
+/// # Ok::<(), threadline_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The schema that holds the audit tables (default `public`).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Capture settings.
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    /// Coverage expectations.
+    #[serde(default)]
+    pub coverage: CoverageConfig,
+    /// Retention policy (raw; validated by the retention module).
+    #[serde(default)]
+    pub retention: Option<toml::Table>,
+}
+
+/// `[capture]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Per-table policies keyed by `table` or `schema.table`.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableCapture>,
+}
+
+/// `[coverage]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageConfig {
+    /// Tables that must be audited.
+    #[serde(default)]
+    pub expected_tables: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates a configuration.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        cfg.audit_schema()?;
+        cfg.tables()?;
+        Ok(cfg)
+    }
+
+    /// The audit schema.
+    pub fn audit_schema(&self) -> Result<Ident, ConfigError> {
+        Ident::parse(self.schema.as_deref().unwrap_or(DEFAULT_SCHEMA)).map_err(ConfigError::Schema)
+    }
+
+    /// Every configured table with its validated policy.
+    pub fn tables(&self) -> Result<BTreeMap<TableName, TableCapture>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (key, policy) in &self.capture.tables {
+            let table: TableName = key.parse().map_err(|source| ConfigError::TableName {
+                name: key.clone(),
+                source,
+            })?;
+            policy.validate().map_err(|source| ConfigError::Policy {
+                table: table.display_name(),
+                source,
+            })?;
+            if out.insert(table.clone(), policy.clone()).is_some() {
+                return Err(ConfigError::DuplicateTable(table.display_name()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The policy for one table (empty when the file does not mention it).
+    pub fn table_policy(&self, table: &TableName) -> TableCapture {
+        self.tables()
+            .ok()
+            .and_then(|mut t| t.remove(table))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_example_parses() {
+        let cfg = Config::from_toml(
+            r#"
+schema = "public"
+[capture.tables.users]
+exclude = ["password_hash"]
+mask = ["email"]
+store_changed_from = true
+except_columns = ["updated_at"]
+[coverage]
+expected_tables = ["users", "posts"]
+[retention]
+enabled = true
+keep_days = 90
+"#,
+        )
+        .unwrap();
+        let p = cfg.table_policy(&"public.users".parse().unwrap());
+        assert!(p.store_changed_from);
+        assert_eq!(p.except_columns, ["updated_at"]);
+        assert_eq!(cfg.coverage.expected_tables, ["users", "posts"]);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Config::from_toml("[capture.tables.users]\nexclud = [\"a\"]").unwrap_err();
+        assert!(e.to_string().contains("exclud"), "{e}");
+        let e = Config::from_toml("[capture.tables.users]\nexclude = [\"a\"]\nmask = [\"a\"]")
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Policy { .. }), "{e}");
+        let e = Config::from_toml("[capture.tables.\"bad name\"]").unwrap_err();
+        assert!(matches!(e, ConfigError::TableName { .. }), "{e}");
+        let e = Config::from_toml("[capture.tables.users]\n[capture.tables.\"public.users\"]")
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::DuplicateTable(_)), "{e}");
+        let e = Config::from_toml("schema = \"a b\"").unwrap_err();
+        assert!(matches!(e, ConfigError::Schema(_)), "{e}");
+        assert!(Config::from_toml("schema = [").is_err());
+    }
+}

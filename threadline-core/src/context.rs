@@ -1,0 +1,187 @@
+//! Request context attached to a database transaction.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ActorRef;
+
+/// The names of the transaction-local settings the capture triggers read.
+pub mod settings {
+    /// JSON actor reference (`{"type":"user","id":"42"}`).
+    pub const ACTOR_REF: &str = "threadline.actor_ref";
+    /// Request id of the HTTP request (or job run) that made the change.
+    pub const REQUEST_ID: &str = "threadline.request_id";
+    /// Correlation id that ties several requests and jobs together.
+    pub const CORRELATION_ID: &str = "threadline.correlation_id";
+    /// Client IP address (text form of `inet`).
+    pub const REMOTE_IP: &str = "threadline.remote_ip";
+    /// Free-form source label, such as `web` or `worker`.
+    pub const SOURCE: &str = "threadline.source";
+    /// Free-form JSON metadata.
+    pub const META: &str = "threadline.meta";
+    /// Internal cache of the current `audit_transactions` id; never set it yourself.
+    pub const TRANSACTION_CACHE: &str = "threadline.txn";
+}
+
+/// Who and why, for every change made in one database transaction.
+///
+/// ```
+/// use threadline_core::{ActorRef, AuditContext};
+/// let ctx = AuditContext::new()
+///     .with_actor(ActorRef::user("42")?)
+///     .with_request_id("req-1")
+///     .with_correlation_id("order-9");
+/// assert_eq!(ctx.settings()[0], ("threadline.actor_ref", r#"{"type":"user","id":"42"}"#.to_string()));
+/// # Ok::<(), threadline_core::ActorRefError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditContext {
+    /// The actor; `None` stores a NULL actor.
+    pub actor: Option<ActorRef>,
+    /// Request id (`x-request-id`).
+    pub request_id: Option<String>,
+    /// Correlation id (`x-correlation-id`).
+    pub correlation_id: Option<String>,
+    /// The client's address.
+    pub remote_ip: Option<IpAddr>,
+    /// A source label such as `web` or `worker`.
+    pub source: Option<String>,
+    /// Free-form JSON metadata.
+    pub meta: Option<serde_json::Value>,
+}
+
+impl AuditContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A context carrying only an actor.
+    pub fn for_actor(actor: ActorRef) -> Self {
+        Self::new().with_actor(actor)
+    }
+
+    /// Sets the actor.
+    pub fn with_actor(mut self, actor: ActorRef) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the client address.
+    pub fn with_remote_ip(mut self, ip: IpAddr) -> Self {
+        self.remote_ip = Some(ip);
+        self
+    }
+
+    /// Sets the source label.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+
+    /// Every setting name with its value, in a fixed order. Unset fields map to `""`,
+    /// which the triggers read as NULL, so applying a context also clears earlier values.
+    pub fn settings(&self) -> [(&'static str, String); 6] {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        [
+            (
+                settings::ACTOR_REF,
+                self.actor
+                    .as_ref()
+                    .map(ActorRef::to_json)
+                    .unwrap_or_default(),
+            ),
+            (settings::REQUEST_ID, text(&self.request_id)),
+            (settings::CORRELATION_ID, text(&self.correlation_id)),
+            (
+                settings::REMOTE_IP,
+                self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            ),
+            (settings::SOURCE, text(&self.source)),
+            (
+                settings::META,
+                self.meta
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+}
+
+/// Context to carry into a background job's payload and restore in the worker.
+///
+/// ```
+/// use threadline_core::{ActorRef, JobContext};
+/// let job = JobContext::new(ActorRef::job("mailer")?).with_correlation_id("req-1").with_job_id("42");
+/// let payload = serde_json::to_string(&job).unwrap();
+/// let restored: JobContext = serde_json::from_str(&payload).unwrap();
+/// assert_eq!(restored.to_context().correlation_id.as_deref(), Some("req-1"));
+/// # Ok::<(), threadline_core::ActorRefError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobContext {
+    /// The actor the job runs as.
+    pub actor: ActorRef,
+    /// Correlation id inherited from the request that enqueued the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// The job's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+impl JobContext {
+    /// A job context for an actor.
+    pub fn new(actor: ActorRef) -> Self {
+        Self {
+            actor,
+            correlation_id: None,
+            job_id: None,
+        }
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the job id.
+    pub fn with_job_id(mut self, id: impl Into<String>) -> Self {
+        self.job_id = Some(id.into());
+        self
+    }
+
+    /// The context to apply in the worker's transaction (source `job`, job id as request id).
+    pub fn to_context(&self) -> AuditContext {
+        AuditContext {
+            actor: Some(self.actor.clone()),
+            request_id: self.job_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            remote_ip: None,
+            source: Some("job".into()),
+            meta: None,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The crate-wide error type.
+
+/// Any error from threadline-core.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An actor reference is invalid.
+    #[error(transparent)]
+    Actor(#[from] crate::ActorRefError),
+    /// A name is invalid.
+    #[error(transparent)]
+    Ident(#[from] crate::IdentError),
+    /// A capture policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::PolicyError),
+    /// The configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// Capture SQL cannot be generated.
+    #[error(transparent)]
+    Capture(#[from] crate::CaptureError),
+}

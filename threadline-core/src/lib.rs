@@ -1,0 +1,45 @@
+//! Threadline core: the pure part of an audit-trail kit for PostgreSQL.
+//!
+//! This crate does no I/O. It holds the value types ([`ActorRef`], [`AuditContext`],
+//! [`JobContext`]), validated identifiers ([`TableName`]), the `threadline.toml`
+//! configuration ([`Config`], [`TableCapture`]) and the SQL generators for the install schema
+//! ([`install_sql`]) and per-table capture triggers ([`CapturePlan`]).
+//!
+//! ```
+//! use threadline_core::{CapturePlan, Config, Ident, InstallOptions, install_sql};
+//!
+//! let config = Config::from_toml(r#"
+//! [capture.tables.users]
+//! exclude = ["password_hash"]
+//! mask = ["email"]
+//! "#)?;
+//! let install = InstallOptions::default();
+//! let users = "users".parse()?;
+//! let policy = config.table_policy(&users);
+//! let plan = CapturePlan::new(&install, users, Some(vec![Ident::new("id")?]), None, &policy)?;
+//! let sql = format!("{}\n{}", install_sql(&install), plan.sql());
+//! assert!(sql.contains("threadline_capture_users_"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod actor;
+mod config;
+mod context;
+mod error;
+mod ident;
+mod redaction;
+pub mod sql;
+
+pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
+pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
+pub use context::{AuditContext, JobContext, settings};
+pub use error::Error;
+pub use ident::{
+    DEFAULT_SCHEMA, Ident, IdentError, MAX_IDENT_BYTES, TableName, quote_ident, quote_literal,
+};
+pub use redaction::{
+    DEFAULT_MASK_PLACEHOLDER, MAX_PLACEHOLDER_CHARS, PolicyError, ResolvedPolicy, TableCapture,
+};
+pub use sql::{
+    AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
+};

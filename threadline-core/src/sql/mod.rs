@@ -1,0 +1,36 @@
+//! SQL generation: the install schema and per-table capture triggers.
+//!
+//! Every identifier is quoted with [`quote_ident`](crate::quote_ident) and every literal with
+//! [`quote_literal`](crate::quote_literal); the output is snapshot-tested.
+
+mod capture;
+mod install;
+
+pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
+pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
+
+/// Picks a dollar-quote tag that does not occur in `body`.
+pub(crate) fn dollar_tag(body: &str) -> String {
+    let mut n = 0u32;
+    loop {
+        let tag = if n == 0 {
+            "$threadline$".to_owned()
+        } else {
+            format!("$threadline{n}$")
+        };
+        if !body.contains(&tag) {
+            return tag;
+        }
+        n += 1;
+    }
+}
+
+/// 64-bit FNV-1a, used for stable, short name suffixes and stamps.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

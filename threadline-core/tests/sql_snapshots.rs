@@ -1,0 +1,79 @@
+//! Snapshot tests of generated SQL, and the drift check of the canonical migration.
+
+use threadline_core::{CapturePlan, Ident, InstallOptions, TableCapture, install_sql};
+
+fn ident(s: &str) -> Ident {
+    Ident::new(s).unwrap()
+}
+
+#[test]
+fn install_sql_snapshot() {
+    insta::assert_snapshot!("install_public", install_sql(&InstallOptions::default()));
+}
+
+#[test]
+fn install_sql_in_custom_schema_quotes_it_everywhere() {
+    let sql = install_sql(&InstallOptions::with_schema(ident("Audit Log")));
+    assert!(sql.contains(r#"CREATE TABLE IF NOT EXISTS "Audit Log".audit_changes"#));
+    assert!(!sql.contains("\"public\""));
+}
+
+#[test]
+fn capture_sql_snapshot_with_full_policy() {
+    let policy = TableCapture::default()
+        .exclude(["password_hash"])
+        .mask(["email"])
+        .except_columns(["updated_at"])
+        .store_changed_from(true);
+    let plan = CapturePlan::new(
+        &InstallOptions::default(),
+        "users".parse().unwrap(),
+        Some(vec![ident("id")]),
+        Some(
+            ["id", "email", "password_hash", "name", "updated_at"]
+                .map(ident)
+                .to_vec(),
+        ),
+        &policy,
+    )
+    .unwrap();
+    insta::assert_snapshot!("capture_users", plan.sql());
+}
+
+#[test]
+fn capture_sql_snapshot_composite_key_offline() {
+    let plan = CapturePlan::new(
+        &InstallOptions::default(),
+        r#"Sales."Order Lines""#.parse().unwrap(),
+        Some(vec![ident("tenant_id"), ident("sku")]),
+        None,
+        &TableCapture::default().mask_placeholder("it's hidden"),
+    )
+    .unwrap();
+    insta::assert_snapshot!("capture_composite", plan.sql());
+}
+
+#[test]
+fn canonical_migration_matches_generator() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("_threadline_install.sql") {
+            found.push(path);
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one *_threadline_install.sql in migrations/"
+    );
+    let on_disk = std::fs::read_to_string(&found[0]).unwrap();
+    assert_eq!(
+        on_disk,
+        install_sql(&InstallOptions::default()),
+        "migrations/ drifted from the generator; regenerate with `cargo run -p threadline-cli -- install --stdout > {}`",
+        found[0].display()
+    );
+}
