@@ -1,1 +1,26 @@
-//! placeholder
+//! The `threadline` command-line tool as a library: parse a [`Cli`] and call [`run`].
+//!
+//! ```
+//! use clap::Parser;
+//! use threadline_cli::{Cli, Command};
+//! let cli = Cli::parse_from(["threadline", "install", "--stdout"]);
+//! assert!(matches!(cli.command, Command::Install(_)));
+//! ```
+
+mod cli;
+mod config;
+mod gen_triggers;
+mod install;
+mod output;
+
+use std::process::ExitCode;
+
+pub use cli::{Cli, Command, DatabaseArgs, GenTriggersArgs, InstallArgs};
+
+/// Runs one command. Errors carry a message that says what was wrong and how to fix it.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Install(args) => install::run(args),
+        Command::GenTriggers(args) => gen_triggers::run(args).await,
+    }
+}

@@ -1,1 +1,39 @@
-//! placeholder
+//! Threadline for sqlx: everything that talks to PostgreSQL.
+//!
+//! * [`install`] creates the audit schema; [`audit_table`] attaches capture triggers.
+//! * [`TransactionExt`] sets the actor and context on a transaction (`tx.with_actor(&actor)`)
+//!   and records semantic actions; [`PoolExt::begin_with_context`] does both at once.
+//!
+//! ```no_run
+//! use threadline_sqlx::{ActorRef, InstallOptions, TableCapture, TransactionExt};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
+//! let install = InstallOptions::default();
+//! threadline_sqlx::install(&pool, &install).await?;
+//! threadline_sqlx::audit_table(&pool, &install, &"posts".parse()?, &TableCapture::default()).await?;
+//!
+//! let mut tx = pool.begin().await?;
+//! tx.with_actor(&ActorRef::user("42")?).await?;
+//! sqlx::query("INSERT INTO posts (title) VALUES ('Hello')").execute(&mut *tx).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+
+mod action;
+mod context;
+mod error;
+mod install;
+mod sql;
+
+pub use action::{
+    ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
+    validate_action_name,
+};
+pub use context::{PoolExt, TransactionExt};
+pub use error::{Error, Result};
+pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
+pub use threadline_core::{
+    ActorRef, ActorType, AuditContext, CapturePlan, Ident, InstallOptions, JobContext,
+    TableCapture, TableName,
+};

@@ -1,0 +1,29 @@
+//! Loading `threadline.toml`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use threadline_core::{Config, Ident, InstallOptions};
+
+/// Loads the config file. A missing file is fine when it is the default path.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Config::from_toml(&text)
+            .with_context(|| format!("in {}: fix the file and run again", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("threadline.toml") => {
+            Ok(Config::default())
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("cannot read config file {}; check the --config path", path.display())
+        }),
+    }
+}
+
+/// The install options: `--schema` wins over the config file.
+pub fn install_options(config: &Config, schema: Option<&str>) -> anyhow::Result<InstallOptions> {
+    let schema = match schema {
+        Some(s) => Ident::parse(s).with_context(|| format!("invalid --schema {s:?}"))?,
+        None => config.audit_schema()?,
+    };
+    Ok(InstallOptions::with_schema(schema))
+}

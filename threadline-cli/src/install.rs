@@ -1,0 +1,33 @@
+//! `threadline install`.
+
+use std::process::ExitCode;
+
+use threadline_core::install_sql;
+
+use crate::cli::InstallArgs;
+use crate::output;
+
+const SUFFIX: &str = "_threadline_install.sql";
+
+pub fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config::load(&args.config)?;
+    let options = crate::config::install_options(&config, args.schema.as_deref())?;
+    let sql = install_sql(&options);
+    if args.stdout {
+        print!("{sql}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(existing) = output::existing(&args.migrations_dir, SUFFIX)?.first() {
+        eprintln!(
+            "skipped: {} already exists (delete it to regenerate, or use --stdout)",
+            existing.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args
+        .migrations_dir
+        .join(format!("{}{SUFFIX}", output::migration_version()));
+    output::write_atomic(&path, &sql)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,134 @@
+//! Attaching context to a transaction: `tx.with_actor`, `tx.with_context`, `tx.record_action`.
+
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use threadline_core::{ActorRef, AuditContext, InstallOptions};
+
+use crate::action::{ActionOptions, AuditAction, insert_action};
+use crate::error::{Error, Result};
+
+const SET_CONTEXT: &str = "SELECT set_config('threadline.actor_ref', $1, true), \
+     set_config('threadline.request_id', $2, true), \
+     set_config('threadline.correlation_id', $3, true), \
+     set_config('threadline.remote_ip', $4, true), \
+     set_config('threadline.source', $5, true), \
+     set_config('threadline.meta', $6, true)";
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::PgConnection {}
+}
+
+/// Audit context on a transaction. Implemented for `PgConnection`, so it works on
+/// `sqlx::Transaction<'_, Postgres>` (by deref) and on `&mut *tx`.
+///
+/// Every method refuses to run outside a transaction, where a transaction-local setting
+/// would apply to one statement only.
+///
+/// ```no_run
+/// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+/// use threadline_sqlx::{ActorRef, TransactionExt};
+/// let mut tx = pool.begin().await?;
+/// tx.with_actor(&ActorRef::user("42")?).await?;
+/// sqlx::query("UPDATE posts SET title = 'Hello' WHERE id = 1").execute(&mut *tx).await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+pub trait TransactionExt: sealed::Sealed {
+    /// Sets the actor for this transaction (one `set_config(..., true)` statement; other
+    /// context fields are cleared).
+    fn with_actor(&mut self, actor: &ActorRef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Sets the whole context for this transaction in one statement of transaction-local
+    /// `set_config` calls. Set it before the first audited write: the transaction row reads it once.
+    fn with_context(&mut self, ctx: &AuditContext) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records an action linked to this transaction's audit row (in the `public` audit schema).
+    fn record_action(
+        &mut self,
+        name: &str,
+        actor: &ActorRef,
+        options: ActionOptions,
+    ) -> impl Future<Output = Result<AuditAction>> + Send;
+
+    /// Like [`record_action`](Self::record_action) for an audit schema other than `public`.
+    fn record_action_in(
+        &mut self,
+        install: &InstallOptions,
+        name: &str,
+        actor: &ActorRef,
+        options: ActionOptions,
+    ) -> impl Future<Output = Result<AuditAction>> + Send;
+}
+
+impl TransactionExt for PgConnection {
+    async fn with_actor(&mut self, actor: &ActorRef) -> Result<()> {
+        self.with_context(&AuditContext::for_actor(actor.clone()))
+            .await
+    }
+
+    async fn with_context(&mut self, ctx: &AuditContext) -> Result<()> {
+        if !self.is_in_transaction() {
+            return Err(Error::NotInTransaction);
+        }
+        apply_context(self, ctx).await
+    }
+
+    async fn record_action(
+        &mut self,
+        name: &str,
+        actor: &ActorRef,
+        options: ActionOptions,
+    ) -> Result<AuditAction> {
+        self.record_action_in(&InstallOptions::default(), name, actor, options)
+            .await
+    }
+
+    async fn record_action_in(
+        &mut self,
+        install: &InstallOptions,
+        name: &str,
+        actor: &ActorRef,
+        options: ActionOptions,
+    ) -> Result<AuditAction> {
+        if !self.is_in_transaction() {
+            return Err(Error::NotInTransaction);
+        }
+        insert_action(self, &install.schema, name, actor, &options, true).await
+    }
+}
+
+async fn apply_context(conn: &mut PgConnection, ctx: &AuditContext) -> Result<()> {
+    let mut query = sqlx::query(SET_CONTEXT);
+    for (_, value) in ctx.settings() {
+        query = query.bind(value);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Starting a transaction with context already applied.
+pub trait PoolExt {
+    /// Begins a transaction and applies `ctx` (two round trips: `BEGIN`, then the settings).
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+    /// use threadline_sqlx::{ActorRef, AuditContext, PoolExt};
+    /// let ctx = AuditContext::for_actor(ActorRef::user("42")?).with_request_id("req-1");
+    /// let tx = pool.begin_with_context(&ctx).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    fn begin_with_context(
+        &self,
+        ctx: &AuditContext,
+    ) -> impl Future<Output = Result<Transaction<'static, Postgres>>> + Send;
+}
+
+impl PoolExt for PgPool {
+    async fn begin_with_context(&self, ctx: &AuditContext) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.begin().await?;
+        apply_context(&mut tx, ctx).await?;
+        Ok(tx)
+    }
+}
+

@@ -1,0 +1,117 @@
+//! Installing the audit schema and attaching capture to tables.
+
+use sqlx::{Acquire, PgPool, Postgres};
+use threadline_core::{CapturePlan, Ident, InstallOptions, TableCapture, TableName, install_sql};
+
+use crate::error::{Error, Result};
+use crate::sql;
+
+/// Creates (or updates) the audit tables, indexes and shared functions. Idempotent.
+///
+/// ```no_run
+/// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+/// threadline_sqlx::install(&pool, &threadline_sqlx::InstallOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn install(pool: &PgPool, options: &InstallOptions) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql(sql::generated(install_sql(options)))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What the catalog says about a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// The table.
+    pub table: TableName,
+    /// Primary key columns in key order (empty when the table has none).
+    pub primary_key: Vec<Ident>,
+    /// All live columns in column order.
+    pub columns: Vec<Ident>,
+}
+
+/// Reads a table's primary key and columns from the catalog.
+pub async fn describe_table<'c, A>(conn: A, table: &TableName) -> Result<TableInfo>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let mut conn = conn.acquire().await?;
+    let rows: Vec<(String, Option<i32>)> = sqlx::query_as(
+        "SELECT a.attname::text, array_position(i.indkey::int2[], a.attnum)
+         FROM pg_class c
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+         WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')
+         ORDER BY a.attnum",
+    )
+    .bind(table.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Err(Error::TableNotFound(table.display_name()));
+    }
+    let mut key: Vec<(i32, Ident)> = Vec::new();
+    let mut columns = Vec::with_capacity(rows.len());
+    for (name, key_pos) in rows {
+        let ident = Ident::new(name)?;
+        if let Some(pos) = key_pos {
+            key.push((pos, ident.clone()));
+        }
+        columns.push(ident);
+    }
+    key.sort();
+    Ok(TableInfo {
+        table: table.clone(),
+        primary_key: key.into_iter().map(|(_, k)| k).collect(),
+        columns,
+    })
+}
+
+/// Builds the capture plan for a table from the catalog (primary key and columns).
+pub async fn plan_capture<'c, A>(
+    conn: A,
+    options: &InstallOptions,
+    table: &TableName,
+    capture: &TableCapture,
+) -> Result<CapturePlan>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let info = describe_table(conn, table).await?;
+    let key = (!info.primary_key.is_empty()).then_some(info.primary_key);
+    Ok(CapturePlan::new(
+        options,
+        info.table,
+        key,
+        Some(info.columns),
+        capture,
+    )?)
+}
+
+/// Attaches capture to a table (reading its primary key from the catalog), replacing any
+/// capture triggers it already has. Runs in one transaction.
+///
+/// ```no_run
+/// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+/// use threadline_sqlx::{InstallOptions, TableCapture, audit_table};
+/// let policy = TableCapture::default().exclude(["password_hash"]).mask(["email"]);
+/// audit_table(&pool, &InstallOptions::default(), &"users".parse()?, &policy).await?;
+/// # Ok(()) }
+/// ```
+pub async fn audit_table(
+    pool: &PgPool,
+    options: &InstallOptions,
+    table: &TableName,
+    capture: &TableCapture,
+) -> Result<CapturePlan> {
+    let mut tx = pool.begin().await?;
+    let plan = plan_capture(&mut *tx, options, table, capture).await?;
+    sqlx::raw_sql(sql::generated(plan.sql()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(plan)
+}
