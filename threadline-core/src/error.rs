@@ -19,4 +19,7 @@ pub enum Error {
     /// Capture SQL cannot be generated.
     #[error(transparent)]
     Capture(#[from] crate::CaptureError),
+    /// A web header configuration is invalid.
+    #[error(transparent)]
+    Header(#[from] crate::HeaderConfigError),
 }

@@ -26,6 +26,7 @@ mod actor;
 mod config;
 mod context;
 mod error;
+mod headers;
 mod ident;
 mod redaction;
 pub mod sql;
@@ -34,6 +35,11 @@ pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
 pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
 pub use context::{AuditContext, JobContext, settings};
 pub use error::Error;
+pub use headers::{
+    CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,
+    FORWARDED_FOR_HEADER, HeaderConfigError, IpNetwork, MAX_HEADER_VALUE_BYTES, REQUEST_ID_HEADER,
+    TrustedProxies, sanitize_header_value,
+};
 pub use ident::{
     DEFAULT_SCHEMA, Ident, IdentError, MAX_IDENT_BYTES, TableName, quote_ident, quote_literal,
 };

@@ -1,0 +1,530 @@
+//! Reading request context from HTTP headers, shared by the web integrations.
+//!
+//! This module is framework-neutral: the axum and actix-web crates hand it header values as
+//! bytes and the peer address, and get back the request id, correlation id and client IP,
+//! plus the list of values that were dropped (too long, control characters, not UTF-8, not
+//! an IP address) so that they can log them. A bad header never fails a request.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Longest accepted header value, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 256;
+
+/// Default request id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Default correlation id header.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+/// Default forwarded-for header.
+pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
+
+/// Which `x-forwarded-for` entries to believe.
+///
+/// Without a trusted proxy the client address is the TCP peer. Trusting the header from
+/// anyone lets every client choose the IP recorded in the audit trail.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustedProxies {
+    /// Ignore `x-forwarded-for`; the client is the TCP peer (the default).
+    #[default]
+    None,
+    /// Exactly this many proxies stand in front of the application, each appending the
+    /// address it saw: the client is the `n`-th entry from the right.
+    Hops(usize),
+    /// Only requests whose TCP peer is one of these networks carry a trusted header; the client
+    /// is the rightmost entry that is not itself a trusted proxy.
+    Networks(Vec<IpNetwork>),
+}
+
+impl TrustedProxies {
+    /// Trust proxies at these addresses or networks (`"10.0.0.0/8"`, `"127.0.0.1"`, `"::1"`).
+    ///
+    /// ```
+    /// use threadline_core::TrustedProxies;
+    /// let trusted = TrustedProxies::networks(["10.0.0.0/8", "127.0.0.1"])?;
+    /// assert!(TrustedProxies::networks(["10.0.0.0/40"]).is_err());
+    /// # Ok::<(), threadline_core::HeaderConfigError>(())
+    /// ```
+    pub fn networks<I, S>(networks: I) -> Result<Self, HeaderConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        networks
+            .into_iter()
+            .map(|n| n.as_ref().parse())
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies::Networks)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        match self {
+            TrustedProxies::Networks(nets) => nets.iter().any(|n| n.contains(ip)),
+            _ => false,
+        }
+    }
+}
+
+/// An IP network in CIDR form, such as `10.0.0.0/8`; a bare address is a `/32` or `/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Whether `ip` lies in this network (an IPv4-mapped IPv6 address matches its IPv4 form).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
+}
+
+impl std::str::FromStr for IpNetwork {
+    type Err = HeaderConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || HeaderConfigError::InvalidNetwork(s.to_owned());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| bad())?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// A header configuration that cannot work.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderConfigError {
+    /// Not an HTTP header name.
+    #[error(
+        "invalid header name {0:?}: use letters, digits and '-' only, such as \"x-request-id\""
+    )]
+    InvalidHeaderName(String),
+    /// Not an IP address or CIDR network.
+    #[error(
+        "invalid trusted proxy {0:?}: use an IP address or a CIDR network such as \"10.0.0.0/8\""
+    )]
+    InvalidNetwork(String),
+}
+
+/// Why a header value was ignored.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Longer than [`MAX_HEADER_VALUE_BYTES`].
+    TooLong(usize),
+    /// Contains a control character (including tab, CR, LF and DEL).
+    ControlCharacter,
+    /// Not valid UTF-8.
+    NotUtf8,
+    /// An `x-forwarded-for` entry that is not an IP address.
+    NotAnIpAddress,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::TooLong(n) => {
+                write!(f, "{n} bytes, over the {MAX_HEADER_VALUE_BYTES}-byte limit")
+            }
+            DropReason::ControlCharacter => f.write_str("contains a control character"),
+            DropReason::NotUtf8 => f.write_str("is not valid UTF-8"),
+            DropReason::NotAnIpAddress => f.write_str("holds an entry that is not an IP address"),
+        }
+    }
+}
+
+/// A header value that was ignored, for the caller to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedHeader {
+    /// The header's name.
+    pub header: String,
+    /// Why it was dropped.
+    pub reason: DropReason,
+}
+
+/// What [`ContextHeaders::extract`] read from a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractedHeaders {
+    /// The request id, if a valid one was present.
+    pub request_id: Option<String>,
+    /// The correlation id, if a valid one was present.
+    pub correlation_id: Option<String>,
+    /// The client address: the peer, or a trusted `x-forwarded-for` entry.
+    pub remote_ip: Option<IpAddr>,
+    /// Values that were ignored.
+    pub dropped: Vec<DroppedHeader>,
+}
+
+/// Checks one header value: at most [`MAX_HEADER_VALUE_BYTES`] bytes of UTF-8 without
+/// control characters. Surrounding spaces are trimmed; an empty value reads as absent.
+///
+/// ```
+/// use threadline_core::{DropReason, sanitize_header_value};
+/// assert_eq!(sanitize_header_value(b" req-1 "), Ok(Some("req-1")));
+/// assert_eq!(sanitize_header_value(b"a\tb"), Err(DropReason::ControlCharacter));
+/// assert_eq!(sanitize_header_value(&[b'x'; 300]), Err(DropReason::TooLong(300)));
+/// ```
+pub fn sanitize_header_value(value: &[u8]) -> Result<Option<&str>, DropReason> {
+    if value.len() > MAX_HEADER_VALUE_BYTES {
+        return Err(DropReason::TooLong(value.len()));
+    }
+    let text = std::str::from_utf8(value).map_err(|_| DropReason::NotUtf8)?;
+    if text.chars().any(char::is_control) {
+        return Err(DropReason::ControlCharacter);
+    }
+    let text = text.trim_matches(' ');
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// Which headers carry the request context, and which proxies to trust.
+///
+/// ```
+/// use threadline_core::{ContextHeaders, TrustedProxies};
+/// let headers = ContextHeaders::default().with_trusted_proxies(TrustedProxies::Hops(1));
+/// let got = headers.extract(
+///     |name| match name {
+///         "x-request-id" => vec![&b"req-1"[..]],
+///         "x-forwarded-for" => vec![&b"203.0.113.9"[..]],
+///         _ => vec![],
+///     },
+///     Some("10.0.0.2".parse().unwrap()),
+///     None,
+/// );
+/// assert_eq!(got.request_id.as_deref(), Some("req-1"));
+/// assert_eq!(got.remote_ip, Some("203.0.113.9".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextHeaders {
+    request_id: String,
+    correlation_id: String,
+    forwarded_for: String,
+    trusted_proxies: TrustedProxies,
+}
+
+impl Default for ContextHeaders {
+    fn default() -> Self {
+        Self {
+            request_id: REQUEST_ID_HEADER.to_owned(),
+            correlation_id: CORRELATION_ID_HEADER.to_owned(),
+            forwarded_for: FORWARDED_FOR_HEADER.to_owned(),
+            trusted_proxies: TrustedProxies::None,
+        }
+    }
+}
+
+fn header_name(name: &str) -> Result<String, HeaderConfigError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(HeaderConfigError::InvalidHeaderName(name.to_owned()))
+    }
+}
+
+impl ContextHeaders {
+    /// Uses another header for the request id (default `x-request-id`).
+    pub fn request_id_header(mut self, name: &str) -> Result<Self, HeaderConfigError> {
+        self.request_id = header_name(name)?;
+        Ok(self)
+    }
+
+    /// Uses another header for the correlation id (default `x-correlation-id`).
+    pub fn correlation_id_header(mut self, name: &str) -> Result<Self, HeaderConfigError> {
+        self.correlation_id = header_name(name)?;
+        Ok(self)
+    }
+
+    /// Uses another header for the forwarded client address (default `x-forwarded-for`).
+    pub fn forwarded_for_header(mut self, name: &str) -> Result<Self, HeaderConfigError> {
+        self.forwarded_for = header_name(name)?;
+        Ok(self)
+    }
+
+    /// Sets which proxies may report the client address.
+    pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
+        self
+    }
+
+    /// The request id header name (lowercase).
+    pub fn request_id_name(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The correlation id header name (lowercase).
+    pub fn correlation_id_name(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// The forwarded-for header name (lowercase).
+    pub fn forwarded_for_name(&self) -> &str {
+        &self.forwarded_for
+    }
+
+    /// The trusted proxies.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
+    /// Reads the context from a request. `get_all(name)` returns every value of a header in
+    /// order; `peer` is the TCP peer; `fallback_request_id` is used when the request id header
+    /// is absent or dropped (for example tower-http's `RequestId` extension).
+    pub fn extract<'a>(
+        &self,
+        get_all: impl Fn(&str) -> Vec<&'a [u8]>,
+        peer: Option<IpAddr>,
+        fallback_request_id: Option<&[u8]>,
+    ) -> ExtractedHeaders {
+        let mut dropped = Vec::new();
+        let mut text = |name: &str, value: Option<&[u8]>| {
+            value.and_then(|v| match sanitize_header_value(v) {
+                Ok(v) => v.map(str::to_owned),
+                Err(reason) => {
+                    dropped.push(DroppedHeader {
+                        header: name.to_owned(),
+                        reason,
+                    });
+                    None
+                }
+            })
+        };
+        let request_id = text(&self.request_id, get_all(&self.request_id).first().copied())
+            .or_else(|| text(&self.request_id, fallback_request_id));
+        let correlation_id = text(
+            &self.correlation_id,
+            get_all(&self.correlation_id).first().copied(),
+        );
+        let peer = peer.map(canonical);
+        let remote_ip = match self.client_ip(peer, &get_all(&self.forwarded_for)) {
+            Ok(ip) => ip,
+            Err(reason) => {
+                dropped.push(DroppedHeader {
+                    header: self.forwarded_for.clone(),
+                    reason,
+                });
+                peer
+            }
+        };
+        ExtractedHeaders {
+            request_id,
+            correlation_id,
+            remote_ip,
+            dropped,
+        }
+    }
+
+    fn client_ip(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded: &[&[u8]],
+    ) -> Result<Option<IpAddr>, DropReason> {
+        let trust_header = match &self.trusted_proxies {
+            TrustedProxies::None | TrustedProxies::Hops(0) => false,
+            TrustedProxies::Hops(_) => true,
+            TrustedProxies::Networks(_) => peer.is_some_and(|p| self.trusted_proxies.trusts(p)),
+        };
+        if !trust_header || forwarded.is_empty() {
+            return Ok(peer);
+        }
+        let mut chain = Vec::new();
+        for value in forwarded {
+            if value.len() > 4 * MAX_HEADER_VALUE_BYTES {
+                return Err(DropReason::TooLong(value.len()));
+            }
+            let text = std::str::from_utf8(value).map_err(|_| DropReason::NotUtf8)?;
+            if text.chars().any(char::is_control) {
+                return Err(DropReason::ControlCharacter);
+            }
+            for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                chain.push(parse_forwarded_ip(entry).ok_or(DropReason::NotAnIpAddress)?);
+            }
+        }
+        let Some(&first) = chain.first() else {
+            return Ok(peer);
+        };
+        Ok(Some(match &self.trusted_proxies {
+            TrustedProxies::Hops(n) => chain[chain.len().saturating_sub(*n)],
+            _ => chain
+                .iter()
+                .rev()
+                .copied()
+                .find(|ip| !self.trusted_proxies.trusts(*ip))
+                .unwrap_or(first),
+        }))
+    }
+}
+
+/// Parses one `x-forwarded-for` entry: an address, optionally with a port (`1.2.3.4:80`,
+/// `[::1]:80`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn extract(h: &ContextHeaders, xff: &[&'static str], peer: Option<&str>) -> ExtractedHeaders {
+        let values: Vec<&[u8]> = xff.iter().map(|v| v.as_bytes()).collect();
+        h.extract(
+            |name| {
+                if name == FORWARDED_FOR_HEADER {
+                    values.clone()
+                } else {
+                    vec![]
+                }
+            },
+            peer.map(ip),
+            None,
+        )
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_trusted() {
+        let h = ContextHeaders::default();
+        let got = extract(&h, &["203.0.113.9"], Some("10.0.0.2"));
+        assert_eq!(got.remote_ip, Some(ip("10.0.0.2")));
+        assert!(got.dropped.is_empty());
+    }
+
+    #[test]
+    fn hops_pick_the_nth_entry_from_the_right() {
+        let one = ContextHeaders::default().with_trusted_proxies(TrustedProxies::Hops(1));
+        let two = ContextHeaders::default().with_trusted_proxies(TrustedProxies::Hops(2));
+        let xff = ["198.51.100.1, 203.0.113.9", "10.0.0.7"];
+        assert_eq!(extract(&one, &xff, None).remote_ip, Some(ip("10.0.0.7")));
+        assert_eq!(extract(&two, &xff, None).remote_ip, Some(ip("203.0.113.9")));
+        let many = ContextHeaders::default().with_trusted_proxies(TrustedProxies::Hops(9));
+        assert_eq!(
+            extract(&many, &xff, None).remote_ip,
+            Some(ip("198.51.100.1"))
+        );
+    }
+
+    #[test]
+    fn networks_trust_only_known_peers_and_skip_known_hops() {
+        let h = ContextHeaders::default()
+            .with_trusted_proxies(TrustedProxies::networks(["10.0.0.0/8", "::1"]).unwrap());
+        let xff = ["198.51.100.1, 203.0.113.9:4711, 10.1.2.3"];
+        assert_eq!(
+            extract(&h, &xff, Some("10.0.0.2")).remote_ip,
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            extract(&h, &xff, Some("192.0.2.1")).remote_ip,
+            Some(ip("192.0.2.1"))
+        );
+        assert_eq!(
+            extract(&h, &["[2001:db8::1]:80"], Some("::1")).remote_ip,
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            extract(&h, &["10.9.9.9"], Some("::ffff:10.0.0.2")).remote_ip,
+            Some(ip("10.9.9.9"))
+        );
+    }
+
+    #[test]
+    fn malformed_forwarded_for_falls_back_to_the_peer() {
+        let h = ContextHeaders::default().with_trusted_proxies(TrustedProxies::Hops(1));
+        let got = extract(&h, &["not-an-ip"], Some("10.0.0.2"));
+        assert_eq!(got.remote_ip, Some(ip("10.0.0.2")));
+        assert_eq!(got.dropped[0].reason, DropReason::NotAnIpAddress);
+    }
+
+    #[test]
+    fn values_are_checked() {
+        assert_eq!(sanitize_header_value(b""), Ok(None));
+        assert_eq!(sanitize_header_value(b"\xff"), Err(DropReason::NotUtf8));
+        assert_eq!(
+            sanitize_header_value(b"a\x7fb"),
+            Err(DropReason::ControlCharacter)
+        );
+        assert_eq!(
+            sanitize_header_value("é".repeat(128).as_bytes()),
+            Ok(Some("é".repeat(128).as_str()))
+        );
+        assert_eq!(
+            sanitize_header_value(&[b'x'; 257]),
+            Err(DropReason::TooLong(257))
+        );
+    }
+
+    #[test]
+    fn header_names_and_networks_are_validated() {
+        assert_eq!(
+            ContextHeaders::default()
+                .request_id_header("X-Trace-Id")
+                .unwrap()
+                .request_id_name(),
+            "x-trace-id"
+        );
+        assert!(
+            ContextHeaders::default()
+                .request_id_header("bad name")
+                .is_err()
+        );
+        assert!(ContextHeaders::default().correlation_id_header("").is_err());
+        assert!("10.0.0.0/33".parse::<IpNetwork>().is_err());
+        assert!("nope".parse::<IpNetwork>().is_err());
+        let net: IpNetwork = "192.168.0.0/23".parse().unwrap();
+        assert!(net.contains(ip("192.168.1.200")));
+        assert!(!net.contains(ip("192.168.2.1")));
+        assert!(!net.contains(ip("::1")));
+    }
+}
