@@ -6,19 +6,23 @@
 //! * [`Audit`] extracts that context; `Option<Audit>` when the layer may be absent.
 //! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction from the `PgPool` in
 //!   the router state with the context already applied; the handler commits.
+//! * [`audited`] (feature `sqlx`) records a semantic action in `audit_actions` after the
+//!   handler runs: status `ok` for 2xx/3xx, else `error`, with the request's actor, request
+//!   id and correlation id, linked to the transaction an [`AuditedTx`] committed. The router
+//!   state must provide `PgPool: FromRef<S>`; actions go to the `public` audit schema.
 
 //!
 //! ```
 //! use axum::{Router, extract::Path, http::StatusCode, routing::post};
 //! use http::request::Parts;
-//! use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer};
+//! use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer, audited};
 //!
 //! fn actor_fn(parts: &Parts) -> Option<ActorRef> {
 //!     let id = parts.headers.get("x-user-id")?.to_str().ok()?;
 //!     ActorRef::user(id).ok()
 //! }
 //!
-
+//! #[audited("post.published")]
 //! async fn publish(Path(id): Path<i64>, mut tx: AuditedTx) -> Result<StatusCode, StatusCode> {
 //!     let oops = |_| StatusCode::INTERNAL_SERVER_ERROR;
 //!     sqlx::query("UPDATE posts SET published = true WHERE id = $1")
@@ -38,6 +42,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "sqlx")]
+mod action;
 mod extract;
 mod layer;
 mod resolve;
@@ -51,4 +57,14 @@ pub use threadline_core::{
     ActorRef, ActorType, AuditContext, ContextHeaders, IpNetwork, JobContext, TrustedProxies,
 };
 #[cfg(feature = "sqlx")]
+pub use threadline_macros::audited_axum as audited;
+#[cfg(feature = "sqlx")]
 pub use tx::{AuditedTx, AuditedTxRejection};
+
+/// Support for the code `#[audited]` expands to; not a public API.
+#[cfg(feature = "sqlx")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::action::ActionRecorder;
+    pub use axum_core::response::Response;
+}

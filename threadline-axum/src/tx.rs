@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use threadline_sqlx::PoolExt;
 
 use crate::MissingThreadlineLayer;
+use crate::action::CommittedTransaction;
 
 /// A database transaction that already carries the request's audit context.
 ///
@@ -41,11 +42,20 @@ use crate::MissingThreadlineLayer;
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct AuditedTx(Transaction<'static, Postgres>);
+pub struct AuditedTx(Transaction<'static, Postgres>, Option<CommittedTransaction>);
 
 impl AuditedTx {
-    /// Commits the writes (and their audit rows).
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Commits the writes (and their audit rows). Under `#[audited]` it first notes the audit
+    /// transaction's id (one more round trip) so that the action links to these changes.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if let Some(committed) = &self.1 {
+            match threadline_sqlx::current_audit_transaction_id(&mut self.0).await {
+                Ok(id) => committed.set(id),
+                Err(error) => {
+                    tracing::warn!(%error, "threadline: cannot link the action to this transaction")
+                }
+            }
+        }
         self.0.commit().await
     }
 
@@ -90,7 +100,7 @@ where
         let ctx = crate::extract::context(parts)?;
         let pool = PgPool::from_ref(state);
         match pool.begin_with_context(ctx).await {
-            Ok(tx) => Ok(AuditedTx(tx)),
+            Ok(tx) => Ok(AuditedTx(tx, parts.extensions.get().cloned())),
             Err(error) => {
                 tracing::error!(%error, "threadline: could not begin an audited transaction");
                 Err(AuditedTxRejection::Begin(error))

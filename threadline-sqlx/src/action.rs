@@ -63,12 +63,32 @@ pub struct ActionOptions {
     pub request_id: Option<String>,
     /// Job id.
     pub job_id: Option<String>,
+    /// Standalone actions only: the audited transaction the action belongs to, when it was
+    /// recorded after that transaction committed (as `#[audited]` does). Ignored inside a
+    /// transaction, where the current one is linked.
+    pub transaction_id: Option<i64>,
 }
 
 impl ActionOptions {
     /// Default options (status ok, no fields).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Options carrying a request's request id and correlation id, so that the action links
+    /// to the changes made under the same context.
+    pub fn from_context(ctx: &threadline_core::AuditContext) -> Self {
+        Self {
+            request_id: ctx.request_id.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            ..Self::default()
+        }
+    }
+
+    /// Links a standalone action to an audited transaction.
+    pub fn transaction_id(mut self, id: i64) -> Self {
+        self.transaction_id = Some(id);
+        self
     }
 
     /// Sets the status.
@@ -246,8 +266,8 @@ pub(crate) async fn insert_action(
             $10, @S.threadline_transaction_id())
         RETURNING id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at";
     const STANDALONE: &str = "INSERT INTO @S.audit_actions
-        (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id)
-        VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10)
+        (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id)
+        VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         RETURNING id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at";
     let template = if linked { LINKED } else { STANDALONE };
     let action = sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(template, schema))
@@ -261,7 +281,43 @@ pub(crate) async fn insert_action(
         .bind(&opts.correlation_id)
         .bind(&opts.request_id)
         .bind(&opts.job_id)
+        .bind(opts.transaction_id.filter(|_| !linked))
         .fetch_one(conn)
         .await?;
     Ok(action)
+}
+
+/// Records a standalone action (not inside a transaction) in the audit schema of `install`.
+/// Set [`ActionOptions::transaction_id`] to link it to changes that already committed.
+///
+/// ```no_run
+/// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+/// use threadline_sqlx::{ActionOptions, ActorRef, InstallOptions, record_standalone_action};
+/// let actor = ActorRef::user("42")?;
+/// record_standalone_action(&pool, &InstallOptions::default(), "report.exported", &actor, ActionOptions::new()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn record_standalone_action(
+    pool: &sqlx::PgPool,
+    install: &threadline_core::InstallOptions,
+    name: &str,
+    actor: &ActorRef,
+    options: ActionOptions,
+) -> Result<AuditAction> {
+    let mut conn = pool.acquire().await?;
+    insert_action(&mut conn, &install.schema, name, actor, &options, false).await
+}
+
+/// The `audit_transactions` id of the current transaction, if it has captured a change yet.
+/// Call it just before committing to link a later standalone action to these changes.
+pub async fn current_audit_transaction_id(conn: &mut sqlx::PgConnection) -> Result<Option<i64>> {
+    // The cache is '<txid>:<id>'; it only counts when its txid is this transaction's.
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN split_part(c, ':', 1) = txid_current_if_assigned()::text
+                     THEN split_part(c, ':', 2)::bigint END
+         FROM current_setting('threadline.txn', true) AS c",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
 }

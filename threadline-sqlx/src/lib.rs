@@ -28,7 +28,7 @@ mod sql;
 
 pub use action::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
-    validate_action_name,
+    current_audit_transaction_id, record_standalone_action, validate_action_name,
 };
 pub use context::{PoolExt, TransactionExt};
 pub use error::{Error, Result};
