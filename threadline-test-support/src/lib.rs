@@ -88,22 +88,28 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which is blocked while we wait here, so the
+        // pool cannot be closed gracefully: `WITH (FORCE)` ends its connections server-side.
+        // The statement runs on a private runtime on a helper thread.
         let name = self.name.clone();
-        let pool = self.pool.clone();
-        // Drop runs outside async context; use a private runtime on a helper thread.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
-                pool.close().await;
-                let Ok(admin) = server_url().parse::<PgConnectOptions>() else { return };
+                let Ok(admin) = server_url().parse::<PgConnectOptions>() else {
+                    return;
+                };
                 if let Ok(mut conn) = admin.connect().await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                     )))
                     .execute(&mut conn)
                     .await;
+                    let _ = conn.close().await;
                 }
             });
         })
