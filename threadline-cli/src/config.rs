@@ -10,11 +10,16 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     match std::fs::read_to_string(path) {
         Ok(text) => Config::from_toml(&text)
             .with_context(|| format!("in {}: fix the file and run again", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("threadline.toml") => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound && path == Path::new("threadline.toml") =>
+        {
             Ok(Config::default())
         }
         Err(e) => Err(e).with_context(|| {
-            format!("cannot read config file {}; check the --config path", path.display())
+            format!(
+                "cannot read config file {}; check the --config path",
+                path.display()
+            )
         }),
     }
 }
@@ -26,4 +31,12 @@ pub fn install_options(config: &Config, schema: Option<&str>) -> anyhow::Result<
         None => config.audit_schema()?,
     };
     Ok(InstallOptions::with_schema(schema))
+}
+
+/// Opens one connection for a CLI command, with a message that says how to fix a failure.
+pub async fn connect(url: &str) -> anyhow::Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.context(
+        "cannot connect to --database-url / DATABASE_URL; check that PostgreSQL is running and the URL is right",
+    )
 }

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sqlx::postgres::PgPoolOptions;
 use threadline_core::{CapturePlan, Ident, ResolvedPolicy, TableCapture, TableName};
 
 use crate::cli::GenTriggersArgs;
@@ -15,33 +14,39 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     let configured = config.tables()?;
     let flags = TableCapture::default()
         .store_changed_from(args.store_changed_from)
-        .except_columns(args.except_columns.iter().filter(|c| !c.trim().is_empty()).cloned());
+        .except_columns(
+            args.except_columns
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .cloned(),
+        );
 
     let mut tables = Vec::new();
     for raw in args.tables.iter().filter(|t| !t.trim().is_empty()) {
         let table: TableName = raw
             .parse()
             .with_context(|| format!("invalid table name {raw:?} in --tables"))?;
-        let policy = configured.get(&table).cloned().unwrap_or_default().merge(&flags);
+        let policy = configured
+            .get(&table)
+            .cloned()
+            .unwrap_or_default()
+            .merge(&flags);
         tables.push((table, policy));
     }
-    anyhow::ensure!(!tables.is_empty(), "--tables is empty; name at least one table, e.g. --tables posts");
+    anyhow::ensure!(
+        !tables.is_empty(),
+        "--tables is empty; name at least one table, e.g. --tables posts"
+    );
 
-    let pool = match &args.db.database_url {
-        Some(url) => Some(
-            PgPoolOptions::new()
-                .max_connections(1)
-                .connect(url)
-                .await
-                .context("cannot connect to --database-url / DATABASE_URL; check that PostgreSQL is running and the URL is right")?,
-        ),
+    let mut conn = match &args.db.database_url {
+        Some(url) => Some(crate::config::connect(url).await?),
         None => None,
     };
 
     let mut plans = Vec::new();
     for (table, policy) in tables {
-        let plan = match &pool {
-            Some(pool) => threadline_sqlx::plan_capture(pool, &install, &table, &policy)
+        let plan = match conn.as_mut() {
+            Some(conn) => threadline_sqlx::plan_capture(&mut *conn, &install, &table, &policy)
                 .await
                 .with_context(|| format!("cannot generate capture for {}", table.display_name()))?,
             None => {
@@ -53,7 +58,9 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
                 }
                 let id = Ident::new("id").map_err(anyhow::Error::from)?;
                 CapturePlan::new(&install, table.clone(), Some(vec![id]), None, &policy)
-                    .with_context(|| format!("cannot generate capture for {}", table.display_name()))?
+                    .with_context(|| {
+                        format!("cannot generate capture for {}", table.display_name())
+                    })?
             }
         };
         plans.push(plan);
@@ -111,6 +118,12 @@ fn describe(plan: &CapturePlan) -> String {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }

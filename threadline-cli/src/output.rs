@@ -16,13 +16,18 @@ pub fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
-            return Err(e).with_context(|| format!("cannot read migrations directory {}", dir.display()));
+            return Err(e)
+                .with_context(|| format!("cannot read migrations directory {}", dir.display()));
         }
     };
     let mut found = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix))
+        {
             found.push(path);
         }
     }
@@ -33,9 +38,16 @@ pub fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
 /// so a failure never leaves a partial file. Creates the directory when missing.
 pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}; check the path and permissions", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create directory {}; check the path and permissions",
+            dir.display()
+        )
+    })?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write to {}; check permissions", dir.display()))?;
     tmp.write_all(contents.as_bytes())

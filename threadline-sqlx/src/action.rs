@@ -181,7 +181,10 @@ pub fn validate_action_name(name: &str) -> Result<()> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::invalid("action name", "contains a control character"));
+        return Err(Error::invalid(
+            "action name",
+            "contains a control character",
+        ));
     }
     Ok(())
 }
@@ -223,7 +226,6 @@ impl AuditAction {
         Ok(ActorRef::from_value(&self.actor_ref)?)
     }
 }
-
 
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for AuditAction {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {

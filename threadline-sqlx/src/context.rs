@@ -125,10 +125,12 @@ pub trait PoolExt {
 }
 
 impl PoolExt for PgPool {
-    async fn begin_with_context(&self, ctx: &AuditContext) -> Result<Transaction<'static, Postgres>> {
+    async fn begin_with_context(
+        &self,
+        ctx: &AuditContext,
+    ) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.begin().await?;
         apply_context(&mut tx, ctx).await?;
         Ok(tx)
     }
 }
-

@@ -18,7 +18,9 @@ pub enum Error {
     )]
     NotInTransaction,
     /// The table does not exist (or is not a plain or partitioned table).
-    #[error("table {0} does not exist or is not a table; check the name (`schema.table`, quote mixed case as \"Name\")")]
+    #[error(
+        "table {0} does not exist or is not a table; check the name (`schema.table`, quote mixed case as \"Name\")"
+    )]
     TableNotFound(String),
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
@@ -48,7 +50,13 @@ macro_rules! from_core {
         }
     )*};
 }
-from_core!(ActorRefError, IdentError, PolicyError, ConfigError, CaptureError);
+from_core!(
+    ActorRefError,
+    IdentError,
+    PolicyError,
+    ConfigError,
+    CaptureError
+);
 
 /// Shorthand for `Result<T, threadline_sqlx::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
