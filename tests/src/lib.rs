@@ -1,0 +1,147 @@
+//! The same small blog API on axum and on actix-web, and a framework-neutral way to call it,
+//! so that one test body checks both stacks end to end against a real PostgreSQL.
+//!
+//! Routes: `POST /posts` (writes through `AuditedTx` and commits), `POST /posts/rollback`
+//! (writes and returns without committing), `POST /posts/{id}/publish` (`#[audited]`, 404
+//! when the post does not exist). The actor comes from the `x-user-id` header.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use threadline_test_support::TestDb;
+
+pub mod axum_app;
+
+/// A request to send through a stack.
+#[derive(Debug, Clone, Default)]
+pub struct Req {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path and query.
+    pub path: String,
+    /// Headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// JSON body.
+    pub json: Option<serde_json::Value>,
+}
+
+impl Req {
+    /// A POST with a JSON body.
+    pub fn post(path: impl Into<String>, json: serde_json::Value) -> Self {
+        Self {
+            method: "POST",
+            path: path.into(),
+            json: Some(json),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A response from a stack.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON (`null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+/// Sends one request through a framework's full service stack.
+pub type Sender = Box<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp>>>>;
+
+/// A web stack on a fresh database with the `posts` table audited.
+pub struct Stack {
+    /// The database.
+    pub db: TestDb,
+    /// The stack's name, for messages.
+    pub name: &'static str,
+    send: Sender,
+}
+
+impl Stack {
+    /// Sends a request.
+    pub async fn send(&self, req: Req) -> Resp {
+        (self.send)(req).await
+    }
+
+    /// Closes the pool while the runtime can still run the tasks that return connections
+    /// (dropping `TestDb` blocks, which would stall a single-threaded runtime).
+    pub async fn close(self) {
+        self.db.pool.close().await;
+    }
+}
+
+/// A fresh database with Threadline installed and `posts` audited.
+pub async fn blog_db() -> TestDb {
+    let db = TestDb::installed().await;
+    db.exec(
+        "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                             title text NOT NULL, published boolean NOT NULL DEFAULT false)",
+    )
+    .await;
+    threadline_sqlx::audit_table(
+        &db.pool,
+        &threadline_sqlx::InstallOptions::default(),
+        &"posts".parse().expect("table name"),
+        &threadline_sqlx::TableCapture::default(),
+    )
+    .await
+    .expect("audit posts");
+    db
+}
+
+/// The axum stack.
+pub async fn axum_stack() -> Stack {
+    let db = blog_db().await;
+    let send = axum_app::sender(db.pool.clone());
+    Stack {
+        db,
+        name: "axum",
+        send,
+    }
+}
+
+/// A captured change with its transaction's context, as the tests compare it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Captured {
+    /// `audit_transactions.id`.
+    pub transaction_id: i64,
+    /// `insert`, `update`, `delete`.
+    pub op: String,
+    /// The row's key.
+    pub table_pk: serde_json::Value,
+    /// The row after the change.
+    pub data_after: Option<serde_json::Value>,
+    /// The actor.
+    pub actor_ref: Option<serde_json::Value>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The correlation id.
+    pub correlation_id: Option<String>,
+}
+
+/// Every captured change of `posts`, oldest first.
+pub async fn captured(db: &TestDb) -> Vec<Captured> {
+    sqlx::query_as(
+        "SELECT c.transaction_id, c.op, c.table_pk, c.data_after, t.actor_ref, t.request_id,
+                t.correlation_id
+         FROM audit_changes c JOIN audit_transactions t ON t.id = c.transaction_id
+         WHERE c.table_name = 'posts' ORDER BY c.id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("query audit_changes")
+}
