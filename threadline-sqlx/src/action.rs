@@ -273,6 +273,7 @@ pub(crate) async fn insert_action(
         RETURNING id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at";
     let template = if linked { LINKED } else { STANDALONE };
     let action = sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(template, schema))
+        .persistent(crate::named_statements())
         .bind(name)
         .bind(actor.to_json())
         .bind(opts.status.as_str())

@@ -98,7 +98,7 @@ impl TransactionExt for PgConnection {
 }
 
 async fn apply_context(conn: &mut PgConnection, ctx: &AuditContext) -> Result<()> {
-    let mut query = sqlx::query(SET_CONTEXT);
+    let mut query = sqlx::query(SET_CONTEXT).persistent(crate::named_statements());
     for (_, value) in ctx.settings() {
         query = query.bind(value);
     }

@@ -3,6 +3,8 @@
 //! * [`install`] creates the audit schema; [`audit_table`] attaches capture triggers.
 //! * [`TransactionExt`] sets the actor and context on a transaction (`tx.with_actor(&actor)`)
 //!   and records semantic actions; [`PoolExt::begin_with_context`] does both at once.
+//! * Behind PgBouncer in transaction mode, call [`set_named_statements(false)`](set_named_statements)
+//!   once at start-up (see that function for why).
 //!
 //! ```no_run
 //! use threadline_sqlx::{ActorRef, InstallOptions, TableCapture, TransactionExt};
@@ -24,6 +26,7 @@ mod action;
 mod context;
 mod error;
 mod install;
+mod pooling;
 mod sql;
 
 pub use action::{
@@ -33,6 +36,7 @@ pub use action::{
 pub use context::{PoolExt, TransactionExt};
 pub use error::{Error, Result};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
+pub use pooling::{named_statements, set_named_statements};
 pub use threadline_core::{
     ActorRef, ActorType, AuditContext, CapturePlan, Ident, InstallOptions, JobContext,
     TableCapture, TableName,
