@@ -320,6 +320,7 @@ pub async fn current_audit_transaction_id(conn: &mut sqlx::PgConnection) -> Resu
                      THEN split_part(c, ':', 2)::bigint END
          FROM current_setting('threadline.txn', true) AS c",
     )
+    .persistent(crate::named_statements())
     .fetch_one(conn)
     .await?;
     Ok(id)
