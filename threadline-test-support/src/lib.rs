@@ -9,6 +9,8 @@
 //! # }
 //! ```
 
+pub mod stress;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
