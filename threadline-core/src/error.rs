@@ -22,4 +22,7 @@ pub enum Error {
     /// A web header configuration is invalid.
     #[error(transparent)]
     Header(#[from] crate::HeaderConfigError),
+    /// An exploration query is invalid (page, cursor, filter or key).
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
 }

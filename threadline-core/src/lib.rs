@@ -3,7 +3,9 @@
 //! This crate does no I/O. It holds the value types ([`ActorRef`], [`AuditContext`],
 //! [`JobContext`]), validated identifiers ([`TableName`]), the `threadline.toml`
 //! configuration ([`Config`], [`TableCapture`]) and the SQL generators for the install schema
-//! ([`install_sql`]) and per-table capture triggers ([`CapturePlan`]).
+//! ([`install_sql`]) and per-table capture triggers ([`CapturePlan`]); the typed audit rows
+//! ([`AuditChange`], [`AuditTransaction`]), their per-field [`change_diff`], and the
+//! exploration queries ([`query`]: filters, keyset pages, cursors and SQL).
 //!
 //! ```
 //! use threadline_core::{CapturePlan, Config, Ident, InstallOptions, install_sql};
@@ -23,17 +25,22 @@
 //! ```
 
 mod actor;
+mod audit;
 mod config;
 mod context;
+mod diff;
 mod error;
 mod headers;
 mod ident;
+pub mod query;
 mod redaction;
 pub mod sql;
 
 pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
+pub use audit::{AuditChange, AuditTransaction, ChangeOp, UnknownOp};
 pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
 pub use context::{AuditContext, JobContext, settings};
+pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with};
 pub use error::Error;
 pub use headers::{
     CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,

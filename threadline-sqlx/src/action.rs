@@ -249,6 +249,30 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for AuditAction {
     }
 }
 
+/// Columns of an [`AuditAction`] row.
+macro_rules! action_columns {
+    () => {
+        "id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at"
+    };
+}
+
+/// The actions linked to one audited transaction, in the order they were recorded.
+pub(crate) async fn transaction_actions(
+    conn: &mut sqlx::PgConnection,
+    schema: &threadline_core::Ident,
+    transaction_id: i64,
+) -> Result<Vec<AuditAction>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        action_columns!(),
+        " FROM @S.audit_actions WHERE transaction_id = $1 ORDER BY inserted_at, id"
+    );
+    Ok(sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(SQL, schema))
+        .bind(transaction_id)
+        .fetch_all(conn)
+        .await?)
+}
+
 /// Inserts an action; `linked` decides whether it is tied to the current audited transaction.
 pub(crate) async fn insert_action(
     conn: &mut sqlx::PgConnection,
@@ -260,17 +284,17 @@ pub(crate) async fn insert_action(
 ) -> Result<AuditAction> {
     validate_action_name(name)?;
     opts.validate()?;
-    const LINKED: &str = "INSERT INTO @S.audit_actions
+    const LINKED: &str = concat!("INSERT INTO @S.audit_actions
         (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id)
         VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7,
             COALESCE($8, NULLIF(current_setting('threadline.correlation_id', true), '')),
             COALESCE($9, NULLIF(current_setting('threadline.request_id', true), '')),
             $10, @S.threadline_transaction_id())
-        RETURNING id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at";
-    const STANDALONE: &str = "INSERT INTO @S.audit_actions
+        RETURNING ", action_columns!());
+    const STANDALONE: &str = concat!("INSERT INTO @S.audit_actions
         (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id)
         VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        RETURNING id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at";
+        RETURNING ", action_columns!());
     let template = if linked { LINKED } else { STANDALONE };
     let action = sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(template, schema))
         .persistent(crate::named_statements())

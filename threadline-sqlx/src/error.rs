@@ -1,5 +1,6 @@
 //! The crate's error type.
 
+use threadline_core::query::QueryError;
 use threadline_core::{ActorRefError, CaptureError, ConfigError, IdentError, PolicyError};
 
 /// Any error from threadline-sqlx.
@@ -55,7 +56,8 @@ from_core!(
     IdentError,
     PolicyError,
     ConfigError,
-    CaptureError
+    CaptureError,
+    QueryError
 );
 
 /// Shorthand for `Result<T, threadline_sqlx::Error>`.

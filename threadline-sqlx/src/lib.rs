@@ -5,6 +5,8 @@
 //!   and records semantic actions; [`PoolExt::begin_with_context`] does both at once.
 //! * Behind PgBouncer in transaction mode, call [`set_named_statements(false)`](set_named_statements)
 //!   once at start-up (see that function for why).
+//! * [`Threadline`] explores the trail: `history`, `as_of`, `timeline`, `actor_history`,
+//!   `transaction`, `count` and standalone `record_action`.
 //!
 //! ```no_run
 //! use threadline_sqlx::{ActorRef, InstallOptions, TableCapture, TransactionExt};
@@ -28,6 +30,7 @@ mod error;
 mod install;
 mod pooling;
 mod sql;
+mod threadline;
 
 pub use action::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
@@ -37,7 +40,12 @@ pub use context::{PoolExt, TransactionExt};
 pub use error::{Error, Result};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use pooling::{named_statements, set_named_statements};
+pub use threadline::{IntoTableName, Threadline, TransactionDetail};
+pub use threadline_core::query::{
+    AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
+};
 pub use threadline_core::{
-    ActorRef, ActorType, AuditContext, CapturePlan, Ident, InstallOptions, JobContext,
-    TableCapture, TableName,
+    ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
+    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, TableCapture, TableName,
+    change_diff,
 };

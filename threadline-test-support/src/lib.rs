@@ -118,3 +118,93 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Shape of the synthetic audit trail [`fill_synthetic`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synthetic {
+    /// Rows of `audit_changes`.
+    pub changes: i64,
+    /// Rows of `audit_transactions` (changes are spread evenly over them).
+    pub transactions: i64,
+    /// Audited tables (`public.table_0` ...), changes spread round-robin.
+    pub tables: i64,
+    /// Distinct rows per table; the first change of each row is its insert.
+    pub rows_per_table: i64,
+    /// Distinct actors (`user:0` ...), round-robin over transactions.
+    pub actors: i64,
+}
+
+impl Synthetic {
+    /// Changes per transaction.
+    pub fn changes_per_transaction(&self) -> i64 {
+        (self.changes / self.transactions).max(1)
+    }
+}
+
+/// Writes a synthetic audit trail straight into the audit tables of `schema` with set-based
+/// `INSERT ... SELECT generate_series` (no triggers), in batches of `batch` changes, calling
+/// `progress(done)` after each batch. Transaction `g` starts at 2026-01-01 + `g` seconds; its
+/// changes are 1 ms apart. Change `g` touches table `g % tables`, row
+/// `(g / tables) % rows_per_table`; every 97th later change is a delete, the rest updates.
+/// Every tenth transaction has a correlation id `corr-<g / 10>`; every transaction has a
+/// request id `req-<g>`.
+pub async fn fill_synthetic(
+    pool: &PgPool,
+    schema: &str,
+    spec: Synthetic,
+    batch: i64,
+    mut progress: impl FnMut(i64),
+) -> Result<(), sqlx::Error> {
+    let s = format!("\"{}\"", schema.replace('"', "\"\""));
+    let transactions = format!(
+        "INSERT INTO {s}.audit_transactions (id, txid, occurred_at, actor_ref, request_id, correlation_id)
+         OVERRIDING SYSTEM VALUE
+         SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second',
+                jsonb_build_object('type', 'user', 'id', (g % $1)::text),
+                'req-' || g,
+                CASE WHEN g % 10 = 0 THEN 'corr-' || (g / 10) END
+         FROM generate_series(1, $2) AS g"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(transactions))
+        .bind(spec.actors)
+        .bind(spec.transactions)
+        .execute(pool)
+        .await?;
+    sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
+        .bind(format!("{s}.audit_transactions"))
+        .bind(spec.transactions)
+        .execute(pool)
+        .await?;
+    let changes = format!(
+        "INSERT INTO {s}.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data_after, data_before, changed_fields, captured_at)
+         SELECT x.txn, 'public', 'table_' || x.tbl, jsonb_build_object('id', x.pk), x.op,
+                CASE WHEN x.op <> 'delete' THEN x.image END,
+                CASE WHEN x.op = 'delete' THEN x.image END,
+                CASE WHEN x.op = 'update' THEN ARRAY['title', 'views'] END,
+                timestamptz '2026-01-01 00:00:00+00' + x.txn * interval '1 second'
+                    + ((x.g - 1) % $3) * interval '1 millisecond'
+         FROM (
+            SELECT g, (g - 1) / $3 + 1 AS txn, g % $1 AS tbl, (g / $1) % $2 AS pk,
+                   CASE WHEN g / $1 < $2 THEN 'insert' WHEN g % 97 = 0 THEN 'delete' ELSE 'update' END AS op,
+                   jsonb_build_object('id', (g / $1) % $2, 'title', 'Title ' || g, 'status', 'published',
+                       'author_id', g % 1000, 'views', g, 'body', repeat('lorem ipsum ', 6)) AS image
+            FROM generate_series($4::bigint, $5::bigint) AS g
+         ) AS x"
+    );
+    let mut done = 0;
+    while done < spec.changes {
+        let end = (done + batch).min(spec.changes);
+        sqlx::query(sqlx::AssertSqlSafe(changes.clone()))
+            .bind(spec.tables)
+            .bind(spec.rows_per_table)
+            .bind(spec.changes_per_transaction())
+            .bind(done + 1)
+            .bind(end)
+            .execute(pool)
+            .await?;
+        done = end;
+        progress(done);
+    }
+    Ok(())
+}
