@@ -45,16 +45,24 @@ CREATE TABLE IF NOT EXISTS "public".audit_actions (
     inserted_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
+-- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
 CREATE INDEX IF NOT EXISTS audit_changes_row_idx
     ON "public".audit_changes (table_name, table_pk);
+-- timeline pages and retention (ties on captured_at are ordered by id with an incremental sort):
 CREATE INDEX IF NOT EXISTS audit_changes_captured_at_idx
-    ON "public".audit_changes (captured_at, id);
+    ON "public".audit_changes (captured_at);
+-- transaction(id), and the timeline filters on actor, correlation id and request id:
 CREATE INDEX IF NOT EXISTS audit_changes_transaction_id_idx
     ON "public".audit_changes (transaction_id);
+-- actor_history and the timeline actor filter:
 CREATE INDEX IF NOT EXISTS audit_transactions_actor_ref_idx
-    ON "public".audit_transactions (actor_ref, id) WHERE actor_ref IS NOT NULL;
+    ON "public".audit_transactions (actor_ref, occurred_at) WHERE actor_ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_transactions_correlation_id_idx
     ON "public".audit_transactions (correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_transactions_request_id_idx
+    ON "public".audit_transactions (request_id) WHERE request_id IS NOT NULL;
+-- actions of a transaction, and actions by time:
 CREATE INDEX IF NOT EXISTS audit_actions_transaction_id_idx
     ON "public".audit_actions (transaction_id) WHERE transaction_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_actions_inserted_at_idx

@@ -99,7 +99,10 @@ pub struct AuditChange {
 impl AuditChange {
     /// The actor of the owning transaction, parsed; `Ok(None)` when none was set.
     pub fn actor(&self) -> Result<Option<ActorRef>, ActorRefError> {
-        self.actor_ref.as_ref().map(ActorRef::from_value).transpose()
+        self.actor_ref
+            .as_ref()
+            .map(ActorRef::from_value)
+            .transpose()
     }
 
     /// The row image this change left behind (`data_after`), or the last image for a delete
@@ -138,7 +141,10 @@ pub struct AuditTransaction {
 impl AuditTransaction {
     /// The actor, parsed; `Ok(None)` when none was set.
     pub fn actor(&self) -> Result<Option<ActorRef>, ActorRefError> {
-        self.actor_ref.as_ref().map(ActorRef::from_value).transpose()
+        self.actor_ref
+            .as_ref()
+            .map(ActorRef::from_value)
+            .transpose()
     }
 }
 
@@ -150,15 +156,15 @@ mod tests {
     fn ops_round_trip_and_reject_unknown_names() {
         for op in ChangeOp::ALL {
             assert_eq!(op.as_str().parse::<ChangeOp>(), Ok(op));
-            assert_eq!(
-                serde_json::to_value(op).unwrap(),
-                Value::from(op.as_str())
-            );
+            assert_eq!(serde_json::to_value(op).unwrap(), Value::from(op.as_str()));
         }
         assert_eq!(
             "truncate".parse::<ChangeOp>(),
             Err(UnknownOp("truncate".into()))
         );
-        assert_eq!("INSERT".parse::<ChangeOp>(), Err(UnknownOp("INSERT".into())));
+        assert_eq!(
+            "INSERT".parse::<ChangeOp>(),
+            Err(UnknownOp("INSERT".into()))
+        );
     }
 }

@@ -146,7 +146,10 @@ fn update_diff(change: &AuditChange) -> Vec<FieldDiff> {
         .collect()
 }
 
-fn expand(image: Option<&Value>, sides: impl Fn(DiffValue) -> (DiffValue, DiffValue)) -> Vec<FieldDiff> {
+fn expand(
+    image: Option<&Value>,
+    sides: impl Fn(DiffValue) -> (DiffValue, DiffValue),
+) -> Vec<FieldDiff> {
     let Some(object) = image.and_then(Value::as_object) else {
         return Vec::new();
     };

@@ -267,10 +267,12 @@ pub(crate) async fn transaction_actions(
         action_columns!(),
         " FROM @S.audit_actions WHERE transaction_id = $1 ORDER BY inserted_at, id"
     );
-    Ok(sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(SQL, schema))
-        .bind(transaction_id)
-        .fetch_all(conn)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(SQL, schema))
+            .bind(transaction_id)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// Inserts an action; `linked` decides whether it is tied to the current audited transaction.

@@ -46,6 +46,5 @@ pub use threadline_core::query::{
 };
 pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, TableCapture, TableName,
-    change_diff,
+    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, TableCapture, TableName, change_diff,
 };

@@ -9,9 +9,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Row};
 use threadline_core::query::{
     self, AsOf, Page, PageOf, PagedQuery, PrimaryKey, SqlParam, Statement, TimelineFilter,
 };
-use threadline_core::{
-    ActorRef, AuditChange, AuditTransaction, Ident, InstallOptions, TableName,
-};
+use threadline_core::{ActorRef, AuditChange, AuditTransaction, Ident, InstallOptions, TableName};
 
 use crate::action::{ActionOptions, AuditAction, insert_action, transaction_actions};
 use crate::error::{Error, Result};
@@ -144,8 +142,11 @@ impl Threadline {
         let Some(candidates) = self.candidates(&mut conn, &table, &pk.into()).await? else {
             return Ok(AsOf::from_changes(Vec::new(), at));
         };
-        let rows = fetch_changes(&mut conn, query::as_of(&self.schema, &table, candidates, at))
-            .await?;
+        let rows = fetch_changes(
+            &mut conn,
+            query::as_of(&self.schema, &table, candidates, at),
+        )
+        .await?;
         Ok(AsOf::from_changes(rows, at))
     }
 
@@ -164,10 +165,7 @@ impl Threadline {
     /// How many changes match `filter`. Exact: its cost grows with the number of matches.
     pub async fn count(&self, filter: &TimelineFilter) -> Result<u64> {
         let statement = query::count(&self.schema, filter)?;
-        let n: i64 = bind(&statement)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let n: i64 = bind(&statement).fetch_one(&self.pool).await?.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
@@ -255,7 +253,9 @@ fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> 
         query = match param {
             SqlParam::Text(s) => query.bind(s.as_str()),
             SqlParam::Json(v) => query.bind(sqlx::types::Json(v)),
-            SqlParam::JsonArray(v) => query.bind(v.iter().map(sqlx::types::Json).collect::<Vec<_>>()),
+            SqlParam::JsonArray(v) => {
+                query.bind(v.iter().map(sqlx::types::Json).collect::<Vec<_>>())
+            }
             SqlParam::Timestamp(t) => query.bind(*t),
             SqlParam::BigInt(n) => query.bind(*n),
         };
@@ -303,13 +303,12 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> sqlx::Result<AuditTransaction
         actor_ref: row.try_get("actor_ref")?,
         request_id: row.try_get("request_id")?,
         correlation_id: row.try_get("correlation_id")?,
-        remote_ip: remote_ip
-            .map(|ip| ip.parse())
-            .transpose()
-            .map_err(|e| sqlx::Error::ColumnDecode {
+        remote_ip: remote_ip.map(|ip| ip.parse()).transpose().map_err(|e| {
+            sqlx::Error::ColumnDecode {
                 index: "remote_ip".into(),
                 source: Box::new(e),
-            })?,
+            }
+        })?,
         source: row.try_get("source")?,
         meta: row.try_get("meta")?,
     })

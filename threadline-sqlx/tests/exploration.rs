@@ -24,9 +24,14 @@ async fn setup(setup: &str, tables: &[&str]) -> (TestDb, Threadline) {
 }
 
 async fn audit(db: &TestDb, table: &str, policy: &TableCapture) {
-    audit_table(&db.pool, &InstallOptions::default(), &table.parse().unwrap(), policy)
-        .await
-        .unwrap();
+    audit_table(
+        &db.pool,
+        &InstallOptions::default(),
+        &table.parse().unwrap(),
+        policy,
+    )
+    .await
+    .unwrap();
 }
 
 fn user(id: &str) -> ActorRef {
@@ -68,7 +73,10 @@ fn assert_newest_first(changes: &[AuditChange]) {
             .windows(2)
             .all(|w| (w[0].captured_at, w[0].id) > (w[1].captured_at, w[1].id)),
         "not in (captured_at desc, id desc) order: {:?}",
-        changes.iter().map(|c| (c.captured_at, c.id)).collect::<Vec<_>>()
+        changes
+            .iter()
+            .map(|c| (c.captured_at, c.id))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -81,28 +89,68 @@ fn query_error(err: Error) -> QueryError {
 
 #[tokio::test]
 async fn history_lists_one_row_newest_first_and_integer_and_string_ids_match() {
-    let (db, tl) = setup("CREATE TABLE posts (id bigint PRIMARY KEY, title text)", &["posts"]).await;
-    write(&db, &user("1"), "INSERT INTO posts VALUES (42, 'a'), (43, 'x')").await;
-    write(&db, &user("2"), "UPDATE posts SET title = 'b' WHERE id = 42").await;
-    write(&db, &user("1"), "UPDATE posts SET title = 'c' WHERE id = 42").await;
+    let (db, tl) = setup(
+        "CREATE TABLE posts (id bigint PRIMARY KEY, title text)",
+        &["posts"],
+    )
+    .await;
+    write(
+        &db,
+        &user("1"),
+        "INSERT INTO posts VALUES (42, 'a'), (43, 'x')",
+    )
+    .await;
+    write(
+        &db,
+        &user("2"),
+        "UPDATE posts SET title = 'b' WHERE id = 42",
+    )
+    .await;
+    write(
+        &db,
+        &user("1"),
+        "UPDATE posts SET title = 'c' WHERE id = 42",
+    )
+    .await;
 
     let history = tl.history("posts", 42).await.unwrap();
-    assert_eq!(ops(&history), [ChangeOp::Update, ChangeOp::Update, ChangeOp::Insert]);
+    assert_eq!(
+        ops(&history),
+        [ChangeOp::Update, ChangeOp::Update, ChangeOp::Insert]
+    );
     assert_newest_first(&history);
     assert!(history.iter().all(|c| c.table_pk == json!({"id": 42})));
     assert_eq!(history[0].data_after.as_ref().unwrap()["title"], "c");
-    assert_eq!(history[0].changed_fields.as_deref(), Some(&["title".to_owned()][..]));
+    assert_eq!(
+        history[0].changed_fields.as_deref(),
+        Some(&["title".to_owned()][..])
+    );
     assert_eq!(history[0].actor().unwrap(), Some(user("1")));
     assert_eq!(history[1].actor().unwrap(), Some(user("2")));
 
     // The documented rule: an integer and its canonical decimal string are the same key.
     assert_eq!(tl.history("posts", "42").await.unwrap(), history);
     assert_eq!(tl.history("posts", 42u32).await.unwrap(), history);
-    assert_eq!(tl.history("public.posts", json!(42)).await.unwrap(), history);
-    assert_eq!(tl.history("POSTS", 42).await.unwrap(), history, "unquoted names fold");
-    assert_eq!(tl.history("posts", json!({"id": 42})).await.unwrap(), history);
+    assert_eq!(
+        tl.history("public.posts", json!(42)).await.unwrap(),
+        history
+    );
+    assert_eq!(
+        tl.history("POSTS", 42).await.unwrap(),
+        history,
+        "unquoted names fold"
+    );
+    assert_eq!(
+        tl.history("posts", json!({"id": 42})).await.unwrap(),
+        history
+    );
     // Objects are matched exactly, and non-canonical strings are only strings.
-    assert!(tl.history("posts", json!({"id": "42"})).await.unwrap().is_empty());
+    assert!(
+        tl.history("posts", json!({"id": "42"}))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(tl.history("posts", "042").await.unwrap().is_empty());
     assert!(tl.history("posts", 44).await.unwrap().is_empty());
     assert_eq!(tl.history("posts", 43).await.unwrap().len(), 1);
@@ -134,7 +182,10 @@ async fn text_uuid_and_custom_named_keys() {
     assert_eq!(abc.len(), 1);
     assert_eq!(abc[0].table_pk, json!({"slug": "abc"}));
     // A text key that looks like an integer matches the integer too.
-    assert_eq!(tl.history("tags", 7).await.unwrap()[0].table_pk, json!({"slug": "7"}));
+    assert_eq!(
+        tl.history("tags", 7).await.unwrap()[0].table_pk,
+        json!({"slug": "7"})
+    );
     assert_eq!(tl.history("tags", "7").await.unwrap().len(), 1);
 
     let doc = tl.history("docs", uuid.to_uppercase()).await.unwrap();
@@ -165,7 +216,10 @@ async fn composite_keys_need_every_key_column() {
     let history = tl.history("lines", key.clone()).await.unwrap();
     assert_eq!(ops(&history), [ChangeOp::Update, ChangeOp::Insert]);
     assert!(history.iter().all(|c| c.table_pk == key));
-    let other = tl.history("lines", json!({"tenant_id": 8, "sku": "A-1"})).await.unwrap();
+    let other = tl
+        .history("lines", json!({"tenant_id": 8, "sku": "A-1"}))
+        .await
+        .unwrap();
     assert_eq!(other.len(), 1);
 
     let err = query_error(tl.history("lines", 7).await.unwrap_err());
@@ -255,14 +309,27 @@ async fn as_of_distinguishes_existing_deleted_and_before_capture() {
 
     match at(insert.captured_at - us).await.unwrap() {
         AsOf::BeforeCapture { first_change } => {
-            assert_eq!(first_change.as_ref(), Some(insert), "first change is the insert")
+            assert_eq!(
+                first_change.as_ref(),
+                Some(insert),
+                "first change is the insert"
+            )
         }
         other => panic!("{other:?}"),
     }
     let image = |title: &str| Some(json!({"id": 1, "title": title}));
-    assert_eq!(at(insert.captured_at).await.unwrap().image().cloned(), image("v1"));
-    assert_eq!(at(update.captured_at - us).await.unwrap().image().cloned(), image("v1"));
-    assert_eq!(at(update.captured_at).await.unwrap().image().cloned(), image("v2"));
+    assert_eq!(
+        at(insert.captured_at).await.unwrap().image().cloned(),
+        image("v1")
+    );
+    assert_eq!(
+        at(update.captured_at - us).await.unwrap().image().cloned(),
+        image("v1")
+    );
+    assert_eq!(
+        at(update.captured_at).await.unwrap().image().cloned(),
+        image("v2")
+    );
     for t in [delete.captured_at, reinsert.captured_at - us] {
         match at(t).await.unwrap() {
             AsOf::Deleted { change } => {
@@ -309,9 +376,8 @@ async fn mixed_trail() -> (TestDb, Threadline) {
         &["posts", "comments"],
     )
     .await;
-    let ctx = |actor: &str, request: &str| {
-        AuditContext::for_actor(user(actor)).with_request_id(request)
-    };
+    let ctx =
+        |actor: &str, request: &str| AuditContext::for_actor(user(actor)).with_request_id(request);
     write_ctx(
         &db,
         &ctx("1", "r1").with_correlation_id("c1"),
@@ -325,7 +391,12 @@ async fn mixed_trail() -> (TestDb, Threadline) {
     )
     .await;
     write_ctx(&db, &ctx("1", "r3"), "DELETE FROM posts WHERE id = 2").await;
-    write_ctx(&db, &AuditContext::new(), "INSERT INTO comments VALUES (2, 'anon')").await;
+    write_ctx(
+        &db,
+        &AuditContext::new(),
+        "INSERT INTO comments VALUES (2, 'anon')",
+    )
+    .await;
     (db, tl)
 }
 
@@ -413,28 +484,53 @@ async fn timeline_and_count_apply_every_filter() {
         let expected: Vec<i64> = all.items.iter().filter(|c| pred(c)).map(|c| c.id).collect();
         let page = tl.timeline(&filter, Page::first()).await.unwrap();
         assert_eq!(ids(&page.items), expected, "{filter:?}");
-        assert_eq!(tl.count(&filter).await.unwrap(), expected.len() as u64, "{filter:?}");
+        assert_eq!(
+            tl.count(&filter).await.unwrap(),
+            expected.len() as u64,
+            "{filter:?}"
+        );
     }
     // Each filter narrows: the cases above are not all trivially equal.
     assert_eq!(tl.count(&TimelineFilter::new()).await.unwrap(), 6);
     assert_eq!(
-        tl.count(&TimelineFilter::new().correlation_id("c1")).await.unwrap(),
+        tl.count(&TimelineFilter::new().correlation_id("c1"))
+            .await
+            .unwrap(),
         4
     );
-    assert_eq!(tl.count(&TimelineFilter::new().request_id("r3")).await.unwrap(), 1);
-    assert_eq!(tl.count(&TimelineFilter::new().from(t2_from).to(t2_to)).await.unwrap(), 2);
+    assert_eq!(
+        tl.count(&TimelineFilter::new().request_id("r3"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tl.count(&TimelineFilter::new().from(t2_from).to(t2_to))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn pagination_neither_skips_nor_repeats_rows_that_share_timestamps() {
-    let (db, tl) = setup("CREATE TABLE posts (id int PRIMARY KEY, title text)", &["posts"]).await;
+    let (db, tl) = setup(
+        "CREATE TABLE posts (id int PRIMARY KEY, title text)",
+        &["posts"],
+    )
+    .await;
     write(
         &db,
         &user("1"),
         "INSERT INTO posts SELECT g, 't' FROM generate_series(1, 200) g",
     )
     .await;
-    write(&db, &user("2"), "UPDATE posts SET title = 'u' WHERE id <= 60").await;
+    write(
+        &db,
+        &user("2"),
+        "UPDATE posts SET title = 'u' WHERE id <= 60",
+    )
+    .await;
     // Force heavy ties: most changes share one of three timestamps.
     db.exec(
         "UPDATE audit_changes SET captured_at = timestamptz '2026-03-01 12:00:00+00'
@@ -444,15 +540,24 @@ async fn pagination_neither_skips_nor_repeats_rows_that_share_timestamps() {
 
     for filter in [
         TimelineFilter::new(),
-        TimelineFilter::new().table("posts".parse().unwrap()).op(ChangeOp::Insert),
+        TimelineFilter::new()
+            .table("posts".parse().unwrap())
+            .op(ChangeOp::Insert),
     ] {
         let total = tl.count(&filter).await.unwrap() as usize;
         assert!(total >= 200);
         let mut forward = Vec::new();
-        let mut pages = vec![tl.timeline(&filter, Page::first().with_size(7)).await.unwrap()];
+        let mut pages = vec![
+            tl.timeline(&filter, Page::first().with_size(7))
+                .await
+                .unwrap(),
+        ];
         assert!(pages[0].prev.is_none());
         while let Some(next) = pages.last().unwrap().next.clone() {
-            let page = tl.timeline(&filter, Page::at(next).with_size(7)).await.unwrap();
+            let page = tl
+                .timeline(&filter, Page::at(next).with_size(7))
+                .await
+                .unwrap();
             assert!(!page.items.is_empty());
             pages.push(page);
         }
@@ -473,7 +578,10 @@ async fn pagination_neither_skips_nor_repeats_rows_that_share_timestamps() {
             .unwrap()
             .prev;
         while let Some(prev) = cursor {
-            let page = tl.timeline(&filter, Page::at(prev).with_size(7)).await.unwrap();
+            let page = tl
+                .timeline(&filter, Page::at(prev).with_size(7))
+                .await
+                .unwrap();
             assert_eq!(page.items.len(), 7);
             let mut items = page.items;
             items.extend(backward);
@@ -486,23 +594,48 @@ async fn pagination_neither_skips_nor_repeats_rows_that_share_timestamps() {
 
 #[tokio::test]
 async fn actor_history_pages_an_actors_transactions_newest_first() {
-    let (db, tl) = setup("CREATE TABLE posts (id int PRIMARY KEY, title text)", &["posts"]).await;
+    let (db, tl) = setup(
+        "CREATE TABLE posts (id int PRIMARY KEY, title text)",
+        &["posts"],
+    )
+    .await;
     for i in 0..5 {
-        write(&db, &user("1"), &format!("INSERT INTO posts VALUES ({i}, 'x')")).await;
+        write(
+            &db,
+            &user("1"),
+            &format!("INSERT INTO posts VALUES ({i}, 'x')"),
+        )
+        .await;
     }
     for i in 5..7 {
-        write(&db, &user("2"), &format!("INSERT INTO posts VALUES ({i}, 'x')")).await;
+        write(
+            &db,
+            &user("2"),
+            &format!("INSERT INTO posts VALUES ({i}, 'x')"),
+        )
+        .await;
     }
-    write(&db, &ActorRef::anonymous(), "INSERT INTO posts VALUES (9, 'anon')").await;
+    write(
+        &db,
+        &ActorRef::anonymous(),
+        "INSERT INTO posts VALUES (9, 'anon')",
+    )
+    .await;
 
     let mut seen = Vec::new();
-    let mut page = tl.actor_history(&user("1"), Page::first().with_size(2)).await.unwrap();
+    let mut page = tl
+        .actor_history(&user("1"), Page::first().with_size(2))
+        .await
+        .unwrap();
     loop {
         assert!(page.items.len() <= 2);
         seen.extend(page.items.clone());
         match page.next {
             Some(next) => {
-                page = tl.actor_history(&user("1"), Page::at(next).with_size(2)).await.unwrap()
+                page = tl
+                    .actor_history(&user("1"), Page::at(next).with_size(2))
+                    .await
+                    .unwrap()
             }
             None => break,
         }
@@ -513,8 +646,18 @@ async fn actor_history_pages_an_actors_transactions_newest_first() {
         seen.windows(2)
             .all(|w| (w[0].occurred_at, w[0].id) > (w[1].occurred_at, w[1].id))
     );
-    assert_eq!(tl.actor_history(&user("2"), Page::first()).await.unwrap().items.len(), 2);
-    let anon = tl.actor_history(&ActorRef::anonymous(), Page::first()).await.unwrap();
+    assert_eq!(
+        tl.actor_history(&user("2"), Page::first())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let anon = tl
+        .actor_history(&ActorRef::anonymous(), Page::first())
+        .await
+        .unwrap();
     assert_eq!(anon.items.len(), 1);
     assert!(
         tl.actor_history(&user("3"), Page::first())
@@ -527,7 +670,11 @@ async fn actor_history_pages_an_actors_transactions_newest_first() {
 
 #[tokio::test]
 async fn transaction_shows_changes_and_linked_actions_and_standalone_actions_stay_apart() {
-    let (db, tl) = setup("CREATE TABLE posts (id int PRIMARY KEY, title text)", &["posts"]).await;
+    let (db, tl) = setup(
+        "CREATE TABLE posts (id int PRIMARY KEY, title text)",
+        &["posts"],
+    )
+    .await;
     let u = user("1");
     let mut tx = db
         .pool
@@ -560,7 +707,9 @@ async fn transaction_shows_changes_and_linked_actions_and_standalone_actions_sta
     assert_eq!(standalone.name, "report.exported");
     assert_eq!(standalone.comment.as_deref(), Some("csv"));
 
-    let id = linked.transaction_id.expect("linked action has a transaction");
+    let id = linked
+        .transaction_id
+        .expect("linked action has a transaction");
     let detail = tl.transaction(id).await.unwrap().unwrap();
     assert_eq!(detail.transaction.id, id);
     assert_eq!(detail.transaction.actor().unwrap(), Some(u.clone()));
@@ -584,7 +733,9 @@ async fn change_diff_of_captured_updates() {
     audit(
         &db,
         "users",
-        &TableCapture::default().mask(["email"]).store_changed_from(true),
+        &TableCapture::default()
+            .mask(["email"])
+            .store_changed_from(true),
     )
     .await;
     write(
@@ -611,7 +762,10 @@ async fn change_diff_of_captured_updates() {
     assert_eq!(by_name["email"], (&masked, &masked));
     assert_eq!(
         by_name["name"],
-        (&DiffValue::Value(json!("ann")), &DiffValue::Value(json!("bob")))
+        (
+            &DiffValue::Value(json!("ann")),
+            &DiffValue::Value(json!("bob"))
+        )
     );
     let insert = change_diff(&users[1]);
     assert_eq!(insert.len(), 3);
@@ -641,7 +795,10 @@ async fn bad_input_gets_typed_errors() {
         ident(tl.history("a.b.c", 1).await.unwrap_err()),
         IdentError::Malformed(_)
     ));
-    assert_eq!(ident(tl.as_of("", 1, Utc::now()).await.unwrap_err()), IdentError::Empty);
+    assert_eq!(
+        ident(tl.as_of("", 1, Utc::now()).await.unwrap_err()),
+        IdentError::Empty
+    );
     assert!(matches!(
         tl.history("nope", 1).await.unwrap_err(),
         Error::TableNotFound(_)
@@ -657,12 +814,17 @@ async fn bad_input_gets_typed_errors() {
     ));
     // Filters.
     let now = Utc::now();
-    let backwards = TimelineFilter::new().from(now).to(now - Duration::seconds(1));
+    let backwards = TimelineFilter::new()
+        .from(now)
+        .to(now - Duration::seconds(1));
     for err in [
         tl.timeline(&backwards, Page::first()).await.unwrap_err(),
         tl.count(&backwards).await.unwrap_err(),
     ] {
-        assert!(matches!(query_error(err), QueryError::Filter { field: "from", .. }));
+        assert!(matches!(
+            query_error(err),
+            QueryError::Filter { field: "from", .. }
+        ));
     }
     assert!(matches!(
         query_error(
@@ -670,7 +832,10 @@ async fn bad_input_gets_typed_errors() {
                 .await
                 .unwrap_err()
         ),
-        QueryError::Filter { field: "request_id", .. }
+        QueryError::Filter {
+            field: "request_id",
+            ..
+        }
     ));
     // Page sizes.
     for size in [0, 1001] {
@@ -697,11 +862,18 @@ async fn bad_input_gets_typed_errors() {
     };
     let u = user("1");
     for name in ["", "  ", &"x".repeat(257), "a\nb"] {
-        let err = tl.record_action(name, &u, ActionOptions::new()).await.unwrap_err();
+        let err = tl
+            .record_action(name, &u, ActionOptions::new())
+            .await
+            .unwrap_err();
         assert_eq!(invalid(err), "action name", "{name:?}");
     }
     let err = tl
-        .record_action("ok.name", &u, ActionOptions::new().comment("x".repeat(1025)))
+        .record_action(
+            "ok.name",
+            &u,
+            ActionOptions::new().comment("x".repeat(1025)),
+        )
         .await
         .unwrap_err();
     assert_eq!(invalid(err), "comment");
@@ -722,10 +894,16 @@ async fn cursors_are_tamper_checked_and_bound_to_their_filter_and_method() {
     let (db, tl) = mixed_trail().await;
     write(&db, &user("1"), "INSERT INTO posts VALUES (3, 'c')").await;
     let filter = TimelineFilter::new().table("posts".parse().unwrap());
-    let first = tl.timeline(&filter, Page::first().with_size(1)).await.unwrap();
+    let first = tl
+        .timeline(&filter, Page::first().with_size(1))
+        .await
+        .unwrap();
     let next = first.next.clone().unwrap();
     let text = next.to_string();
-    assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(
+        text.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
 
     // Round trip through text and serde, as a web handler would.
     let parsed = Page::parse(Some(1), Some(&text)).unwrap();
@@ -754,8 +932,14 @@ async fn cursors_are_tamper_checked_and_bound_to_their_filter_and_method() {
         .timeline(&TimelineFilter::new(), Page::at(next.clone()))
         .await
         .unwrap_err();
-    assert_eq!(query_error(err), QueryError::Cursor(CursorError::WrongFilter));
-    let actor_page = tl.actor_history(&user("1"), Page::first().with_size(1)).await.unwrap();
+    assert_eq!(
+        query_error(err),
+        QueryError::Cursor(CursorError::WrongFilter)
+    );
+    let actor_page = tl
+        .actor_history(&user("1"), Page::first().with_size(1))
+        .await
+        .unwrap();
     let err = tl
         .timeline(&filter, Page::at(actor_page.next.unwrap()))
         .await
@@ -767,7 +951,10 @@ async fn cursors_are_tamper_checked_and_bound_to_their_filter_and_method() {
             used_in: "timeline"
         })
     ));
-    let err = tl.actor_history(&user("2"), Page::at(next)).await.unwrap_err();
+    let err = tl
+        .actor_history(&user("2"), Page::at(next))
+        .await
+        .unwrap_err();
     assert!(matches!(
         query_error(err),
         QueryError::Cursor(CursorError::WrongMethod { .. })
@@ -779,10 +966,16 @@ async fn handle_works_with_a_custom_audit_schema() {
     let db = TestDb::empty().await;
     let options = InstallOptions::with_schema(Ident::new("Audit Log").unwrap());
     threadline_sqlx::install(&db.pool, &options).await.unwrap();
-    db.exec("CREATE TABLE posts (id int PRIMARY KEY, title text)").await;
-    audit_table(&db.pool, &options, &"posts".parse().unwrap(), &TableCapture::default())
-        .await
-        .unwrap();
+    db.exec("CREATE TABLE posts (id int PRIMARY KEY, title text)")
+        .await;
+    audit_table(
+        &db.pool,
+        &options,
+        &"posts".parse().unwrap(),
+        &TableCapture::default(),
+    )
+    .await
+    .unwrap();
     write(&db, &user("1"), "INSERT INTO posts VALUES (1, 'a')").await;
 
     let tl = Threadline::with_options(db.pool.clone(), &options);
@@ -792,7 +985,11 @@ async fn handle_works_with_a_custom_audit_schema() {
     let same = Threadline::new(db.pool.clone()).with_schema(Ident::new("Audit Log").unwrap());
     assert_eq!(same.history("posts", 1).await.unwrap(), history);
     assert_eq!(same.clone().count(&TimelineFilter::new()).await.unwrap(), 1);
-    let detail = same.transaction(history[0].transaction_id).await.unwrap().unwrap();
+    let detail = same
+        .transaction(history[0].transaction_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(detail.changes, history);
     let action = same
         .record_action("x.done", &user("1"), ActionOptions::new())

@@ -15,13 +15,19 @@ use crate::sql::fnv1a;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
     /// Not a cursor this library issued (bad characters or length).
-    #[error("not a Threadline cursor; pass back the `next` or `prev` value of a previous page unchanged")]
+    #[error(
+        "not a Threadline cursor; pass back the `next` or `prev` value of a previous page unchanged"
+    )]
     Malformed,
     /// The cursor was edited or corrupted (its check value does not match).
-    #[error("cursor failed its integrity check (edited or truncated); pass back the `next` or `prev` value unchanged")]
+    #[error(
+        "cursor failed its integrity check (edited or truncated); pass back the `next` or `prev` value unchanged"
+    )]
     Tampered,
     /// The cursor was issued by another method.
-    #[error("this cursor was issued by {issued_by}, not {used_in}; cursors only work with the method that issued them")]
+    #[error(
+        "this cursor was issued by {issued_by}, not {used_in}; cursors only work with the method that issued them"
+    )]
     WrongMethod {
         /// The method that issued it.
         issued_by: &'static str,
@@ -29,7 +35,9 @@ pub enum CursorError {
         used_in: &'static str,
     },
     /// The cursor was issued for another filter (or actor).
-    #[error("this cursor belongs to a different filter; start again from the first page when the filter changes")]
+    #[error(
+        "this cursor belongs to a different filter; start again from the first page when the filter changes"
+    )]
     WrongFilter,
 }
 
@@ -432,15 +440,24 @@ mod tests {
             }
         }
         assert_eq!("".parse::<Cursor>(), Err(CursorError::Malformed));
-        assert_eq!(text[..text.len() - 4].parse::<Cursor>(), Err(CursorError::Malformed));
-        assert_eq!("not a cursor!".parse::<Cursor>(), Err(CursorError::Malformed));
+        assert_eq!(
+            text[..text.len() - 4].parse::<Cursor>(),
+            Err(CursorError::Malformed)
+        );
+        assert_eq!(
+            "not a cursor!".parse::<Cursor>(),
+            Err(CursorError::Malformed)
+        );
     }
 
     #[test]
     fn cursors_are_bound_to_method_and_scope() {
         let c = cursor();
         assert_eq!(c.check(PagedMethod::Timeline, 7), Ok(()));
-        assert_eq!(c.check(PagedMethod::Timeline, 8), Err(CursorError::WrongFilter));
+        assert_eq!(
+            c.check(PagedMethod::Timeline, 8),
+            Err(CursorError::WrongFilter)
+        );
         assert!(matches!(
             c.check(PagedMethod::ActorHistory, 7),
             Err(CursorError::WrongMethod { .. })
@@ -470,19 +487,28 @@ mod tests {
     fn finish_sets_next_and_prev() {
         let t = |i: i64| DateTime::from_timestamp(1_000 + i, 0).unwrap();
         let key = |r: &i64| (t(*r), *r);
-        let first = Page::first().with_size(2).plan(PagedMethod::Timeline, 1).unwrap();
+        let first = Page::first()
+            .with_size(2)
+            .plan(PagedMethod::Timeline, 1)
+            .unwrap();
         let page = first.finish(vec![9, 8, 7], key);
         assert_eq!(page.items, vec![9, 8]);
         assert!(page.prev.is_none());
         let next = page.next.unwrap();
-        let second = Page::at(next).with_size(2).plan(PagedMethod::Timeline, 1).unwrap();
+        let second = Page::at(next)
+            .with_size(2)
+            .plan(PagedMethod::Timeline, 1)
+            .unwrap();
         assert_eq!(second.position(), Some((t(8), 8)));
         let page = second.finish(vec![7], key);
         assert_eq!(page.items, vec![7]);
         assert!(page.next.is_none());
         let prev = page.prev.unwrap();
         assert!(prev.is_newer());
-        let back = Page::at(prev).with_size(2).plan(PagedMethod::Timeline, 1).unwrap();
+        let back = Page::at(prev)
+            .with_size(2)
+            .plan(PagedMethod::Timeline, 1)
+            .unwrap();
         assert!(back.reads_newer());
         // Newer rows come back ascending and are reversed; one extra row means more are newer.
         let page = back.finish(vec![8, 9, 10], key);

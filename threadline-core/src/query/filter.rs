@@ -94,13 +94,13 @@ impl TimelineFilter {
     /// Checks the filter: `from` not after `to`; ids non-empty, at most
     /// [`MAX_FILTER_VALUE_BYTES`] and without NUL bytes.
     pub fn validate(&self) -> Result<(), QueryError> {
-        if let (Some(from), Some(to)) = (self.from, self.to) {
-            if from > to {
-                return Err(QueryError::filter(
-                    "from",
-                    format!("{from} is after `to` ({to}); swap them or widen the range"),
-                ));
-            }
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(QueryError::filter(
+                "from",
+                format!("{from} is after `to` ({to}); swap them or widen the range"),
+            ));
         }
         for (field, value) in [
             ("correlation_id", &self.correlation_id),
@@ -108,12 +108,18 @@ impl TimelineFilter {
         ] {
             let Some(value) = value else { continue };
             if value.is_empty() {
-                return Err(QueryError::filter(field, "empty; leave the filter unset instead"));
+                return Err(QueryError::filter(
+                    field,
+                    "empty; leave the filter unset instead",
+                ));
             }
             if value.len() > MAX_FILTER_VALUE_BYTES {
                 return Err(QueryError::filter(
                     field,
-                    format!("{} bytes; the limit is {MAX_FILTER_VALUE_BYTES}", value.len()),
+                    format!(
+                        "{} bytes; the limit is {MAX_FILTER_VALUE_BYTES}",
+                        value.len()
+                    ),
                 ));
             }
             if value.contains('\0') {
@@ -137,25 +143,45 @@ impl TimelineFilter {
         if let Some(table) = &self.table {
             let name = bind(params, SqlParam::Text(table.name().as_str().to_owned()));
             let schema = bind(params, SqlParam::Text(table.schema().as_str().to_owned()));
-            conditions.push(format!("c.table_name = {name} AND c.table_schema = {schema}"));
+            conditions.push(format!(
+                "c.table_name = {name} AND c.table_schema = {schema}"
+            ));
         }
         if let Some(from) = self.from {
-            conditions.push(format!("c.captured_at >= {}", bind(params, SqlParam::Timestamp(from))));
+            conditions.push(format!(
+                "c.captured_at >= {}",
+                bind(params, SqlParam::Timestamp(from))
+            ));
         }
         if let Some(to) = self.to {
-            conditions.push(format!("c.captured_at <= {}", bind(params, SqlParam::Timestamp(to))));
+            conditions.push(format!(
+                "c.captured_at <= {}",
+                bind(params, SqlParam::Timestamp(to))
+            ));
         }
         if let Some(op) = self.op {
-            conditions.push(format!("c.op = {}", bind(params, SqlParam::Text(op.as_str().to_owned()))));
+            conditions.push(format!(
+                "c.op = {}",
+                bind(params, SqlParam::Text(op.as_str().to_owned()))
+            ));
         }
         if let Some(actor) = &self.actor {
-            conditions.push(format!("t.actor_ref = {}", bind(params, SqlParam::Json(actor.to_value()))));
+            conditions.push(format!(
+                "t.actor_ref = {}",
+                bind(params, SqlParam::Json(actor.to_value()))
+            ));
         }
         if let Some(id) = &self.correlation_id {
-            conditions.push(format!("t.correlation_id = {}", bind(params, SqlParam::Text(id.clone()))));
+            conditions.push(format!(
+                "t.correlation_id = {}",
+                bind(params, SqlParam::Text(id.clone()))
+            ));
         }
         if let Some(id) = &self.request_id {
-            conditions.push(format!("t.request_id = {}", bind(params, SqlParam::Text(id.clone()))));
+            conditions.push(format!(
+                "t.request_id = {}",
+                bind(params, SqlParam::Text(id.clone()))
+            ));
         }
         Ok(())
     }
@@ -172,7 +198,9 @@ impl TimelineFilter {
     pub(crate) fn fingerprint(&self) -> u64 {
         let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
         let canonical = serde_json::json!([
-            self.table.as_ref().map(|t| [t.schema().as_str(), t.name().as_str()]),
+            self.table
+                .as_ref()
+                .map(|t| [t.schema().as_str(), t.name().as_str()]),
             self.actor.as_ref().map(ActorRef::to_value),
             micros(self.from),
             micros(self.to),
@@ -230,18 +258,46 @@ mod tests {
     fn invalid_filters_are_refused_with_the_field_name() {
         let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let later = at + chrono::Duration::seconds(1);
-        let err = TimelineFilter::new().from(later).to(at).validate().unwrap_err();
-        assert!(matches!(err, QueryError::Filter { field: "from", .. }), "{err}");
+        let err = TimelineFilter::new()
+            .from(later)
+            .to(at)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(err, QueryError::Filter { field: "from", .. }),
+            "{err}"
+        );
         assert!(TimelineFilter::new().from(at).to(at).validate().is_ok());
         let err = TimelineFilter::new().request_id("").validate().unwrap_err();
-        assert!(matches!(err, QueryError::Filter { field: "request_id", .. }));
+        assert!(matches!(
+            err,
+            QueryError::Filter {
+                field: "request_id",
+                ..
+            }
+        ));
         let err = TimelineFilter::new()
             .correlation_id("x".repeat(1025))
             .validate()
             .unwrap_err();
-        assert!(matches!(err, QueryError::Filter { field: "correlation_id", .. }));
-        let err = TimelineFilter::new().request_id("a\0b").validate().unwrap_err();
-        assert!(matches!(err, QueryError::Filter { field: "request_id", .. }));
+        assert!(matches!(
+            err,
+            QueryError::Filter {
+                field: "correlation_id",
+                ..
+            }
+        ));
+        let err = TimelineFilter::new()
+            .request_id("a\0b")
+            .validate()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            QueryError::Filter {
+                field: "request_id",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -77,7 +77,11 @@ impl PrimaryKey {
 
     /// The stored `table_pk` values this key matches, given the table's key columns (read
     /// from its audit rows). `table` is only used in error messages.
-    pub fn candidates(&self, table: &str, key_columns: &[String]) -> Result<Vec<Value>, QueryError> {
+    pub fn candidates(
+        &self,
+        table: &str,
+        key_columns: &[String],
+    ) -> Result<Vec<Value>, QueryError> {
         self.validate()?;
         match &self.0 {
             Value::Object(object) => {
@@ -181,7 +185,13 @@ mod tests {
             vec![json!({"id": upper}), json!({"id": upper.to_lowercase()})]
         );
         let lower = upper.to_lowercase();
-        assert_eq!(PrimaryKey::from(&lower).candidates("t", &id()).unwrap().len(), 1);
+        assert_eq!(
+            PrimaryKey::from(&lower)
+                .candidates("t", &id())
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub enum QueryError {
         columns: String,
     },
     /// An object key names other columns than the table's key.
-    #[error("table {table} is keyed by ({expected}), but the key object has ({given}); name exactly the key columns")]
+    #[error(
+        "table {table} is keyed by ({expected}), but the key object has ({given}); name exactly the key columns"
+    )]
     KeyColumns {
         /// The table.
         table: String,
@@ -179,7 +181,7 @@ fn in_schema(template: &str, schema: &Ident) -> String {
     template.replace("@S", &schema.quoted())
 }
 
-/// Columns of an [`AuditChange`](crate::AuditChange) row, in field order (aliases `c`, `t`).
+/// Columns of an [`AuditChange`] row, in field order (aliases `c`, `t`).
 pub const CHANGE_COLUMNS: &str = "c.id, c.transaction_id, c.table_schema, c.table_name, c.table_pk, c.op, \
      c.data_after, c.data_before, c.changed_fields, c.changed_from, c.captured_at, t.actor_ref";
 
@@ -397,7 +399,9 @@ mod tests {
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let page = first.plan.finish(vec![(t, 5), (t, 4)], |r| *r);
         assert!(page.next.is_none());
-        let older = first.plan.finish((0..102).map(|i| (t, 200 - i)).collect(), |r| *r);
+        let older = first
+            .plan
+            .finish((0..102).map(|i| (t, 200 - i)).collect(), |r| *r);
         let next = timeline(&public(), &filter, &Page::at(older.next.unwrap())).unwrap();
         assert!(next.statement.sql.ends_with(
             "AND (c.captured_at, c.id) < ($3, $4) ORDER BY c.captured_at DESC, c.id DESC LIMIT $5"
@@ -438,9 +442,15 @@ mod tests {
             history(&schema, &table, vec![]).sql,
             as_of(&schema, &table, vec![], Utc::now()).sql,
             table_key_sample(&schema, &table).sql,
-            timeline(&schema, &filter, &Page::first()).unwrap().statement.sql,
+            timeline(&schema, &filter, &Page::first())
+                .unwrap()
+                .statement
+                .sql,
             count(&schema, &filter).unwrap().sql,
-            actor_history(&schema, &actor, &Page::first()).unwrap().statement.sql,
+            actor_history(&schema, &actor, &Page::first())
+                .unwrap()
+                .statement
+                .sql,
             transaction(&schema, 1).sql,
             transaction_changes(&schema, 1).sql,
         ];
