@@ -269,6 +269,7 @@ pub(crate) async fn transaction_actions(
     );
     Ok(
         sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(SQL, schema))
+            .persistent(crate::named_statements())
             .bind(transaction_id)
             .fetch_all(conn)
             .await?,

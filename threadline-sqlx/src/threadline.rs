@@ -1,11 +1,13 @@
 //! The exploration handle: [`Threadline`].
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{PgConnection, PgPool, Postgres, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use threadline_core::query::{
     self, AsOf, Page, PageOf, PagedQuery, PrimaryKey, SqlParam, Statement, TimelineFilter,
 };
@@ -123,11 +125,14 @@ impl Threadline {
         pk: impl Into<PrimaryKey>,
     ) -> Result<Vec<AuditChange>> {
         let table = table.into_table_name()?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         let Some(candidates) = self.candidates(&mut conn, &table, &pk.into()).await? else {
             return Ok(Vec::new());
         };
-        fetch_changes(&mut conn, query::history(&self.schema, &table, candidates)).await
+        let changes =
+            fetch_changes(&mut conn, query::history(&self.schema, &table, candidates)).await?;
+        conn.finish().await?;
+        Ok(changes)
     }
 
     /// The row's state at `at`: its image, deleted, or before capture began (see [`AsOf`]).
@@ -138,15 +143,13 @@ impl Threadline {
         at: DateTime<Utc>,
     ) -> Result<AsOf> {
         let table = table.into_table_name()?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         let Some(candidates) = self.candidates(&mut conn, &table, &pk.into()).await? else {
             return Ok(AsOf::from_changes(Vec::new(), at));
         };
-        let rows = fetch_changes(
-            &mut conn,
-            query::as_of(&self.schema, &table, candidates, at),
-        )
-        .await?;
+        let statement = query::as_of(&self.schema, &table, candidates, at);
+        let rows = fetch_changes(&mut conn, statement).await?;
+        conn.finish().await?;
         Ok(AsOf::from_changes(rows, at))
     }
 
@@ -157,15 +160,18 @@ impl Threadline {
         page: Page,
     ) -> Result<PageOf<AuditChange>> {
         let PagedQuery { statement, plan } = query::timeline(&self.schema, filter, &page)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         let rows = fetch_changes(&mut conn, statement).await?;
+        conn.finish().await?;
         Ok(plan.finish(rows, |c| (c.captured_at, c.id)))
     }
 
     /// How many changes match `filter`. Exact: its cost grows with the number of matches.
     pub async fn count(&self, filter: &TimelineFilter) -> Result<u64> {
         let statement = query::count(&self.schema, filter)?;
-        let n: i64 = bind(&statement).fetch_one(&self.pool).await?.try_get(0)?;
+        let mut conn = self.conn().await?;
+        let n: i64 = bind(&statement).fetch_one(&mut *conn).await?.try_get(0)?;
+        conn.finish().await?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
@@ -177,7 +183,9 @@ impl Threadline {
         page: Page,
     ) -> Result<PageOf<AuditTransaction>> {
         let PagedQuery { statement, plan } = query::actor_history(&self.schema, actor, &page)?;
-        let rows = bind(&statement).fetch_all(&self.pool).await?;
+        let mut conn = self.conn().await?;
+        let rows = bind(&statement).fetch_all(&mut *conn).await?;
+        conn.finish().await?;
         let rows = rows
             .iter()
             .map(transaction_from_row)
@@ -187,7 +195,7 @@ impl Threadline {
 
     /// A transaction with its changes and linked actions; `None` when no such id.
     pub async fn transaction(&self, id: i64) -> Result<Option<TransactionDetail>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         let Some(row) = bind(&query::transaction(&self.schema, id))
             .fetch_optional(&mut *conn)
             .await?
@@ -198,6 +206,7 @@ impl Threadline {
         let changes =
             fetch_changes(&mut conn, query::transaction_changes(&self.schema, id)).await?;
         let actions = transaction_actions(&mut conn, &self.schema, id).await?;
+        conn.finish().await?;
         Ok(Some(TransactionDetail {
             transaction,
             changes,
@@ -214,8 +223,21 @@ impl Threadline {
         actor: &ActorRef,
         options: ActionOptions,
     ) -> Result<AuditAction> {
-        let mut conn = self.pool.acquire().await?;
-        insert_action(&mut conn, &self.schema, name, actor, &options, false).await
+        let mut conn = self.conn().await?;
+        let action = insert_action(&mut conn, &self.schema, name, actor, &options, false).await?;
+        conn.finish().await?;
+        Ok(action)
+    }
+
+    /// A connection for one method call: a plain pooled connection, or a transaction when named
+    /// statements are off (behind PgBouncer, an unnamed statement must run inside one; see
+    /// [`set_named_statements`](crate::set_named_statements)).
+    async fn conn(&self) -> Result<Conn> {
+        Ok(if crate::named_statements() {
+            Conn::Plain(self.pool.acquire().await?)
+        } else {
+            Conn::Transaction(self.pool.begin().await?)
+        })
     }
 
     /// The stored key values `pk` matches, or `None` when the table has no captured changes.
@@ -246,9 +268,46 @@ impl Threadline {
     }
 }
 
+/// The connection of one method call (see [`Threadline::conn`]).
+enum Conn {
+    Plain(PoolConnection<Postgres>),
+    Transaction(Transaction<'static, Postgres>),
+}
+
+impl Conn {
+    /// Ends the call (commits its transaction, if any).
+    async fn finish(self) -> Result<()> {
+        if let Conn::Transaction(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Conn {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Conn::Plain(c) => c,
+            Conn::Transaction(t) => t,
+        }
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Plain(c) => c,
+            Conn::Transaction(t) => t,
+        }
+    }
+}
+
 /// Binds a core statement's parameters.
 fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-    let mut query = sqlx::query(sql::generated(statement.sql.clone()));
+    let mut query =
+        sqlx::query(sql::generated(statement.sql.clone())).persistent(crate::named_statements());
     for param in &statement.params {
         query = match param {
             SqlParam::Text(s) => query.bind(s.as_str()),
