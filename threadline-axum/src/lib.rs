@@ -44,6 +44,8 @@
 
 #[cfg(feature = "sqlx")]
 mod action;
+#[cfg(feature = "explorer")]
+pub mod explorer;
 mod extract;
 mod layer;
 mod resolve;

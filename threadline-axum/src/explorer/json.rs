@@ -1,0 +1,88 @@
+//! JSON endpoints: the pages' data, same parameters, same authorization.
+
+use axum::extract::{Path, RawQuery, State};
+use axum_core::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde::Serialize;
+use serde_json::json;
+use threadline_core::change_diff;
+
+use super::State as AppState;
+use super::error::ExplorerError;
+use super::pages::{self, ACTOR_PARAMS, ROW_PARAMS};
+use super::params::{Params, TIMELINE_PARAMS};
+
+fn respond<T: Serialize>(result: Result<T, ExplorerError>) -> Response {
+    let (status, body) = match result.map(|value| serde_json::to_vec(&value)) {
+        Ok(Ok(body)) => (StatusCode::OK, body),
+        Ok(Err(e)) => error_body(&ExplorerError::param("format", e.to_string())),
+        Err(e) => error_body(&e),
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_body(e: &ExplorerError) -> (StatusCode, Vec<u8>) {
+    let status = e.status();
+    let body = json!({"error": e.public_message(), "status": status.as_u16()});
+    (status, body.to_string().into_bytes())
+}
+
+/// `{"items": [change…], "next": cursor|null, "prev": cursor|null}`.
+pub(super) async fn timeline(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let result = match Params::parse(raw.as_deref(), &TIMELINE_PARAMS) {
+        Ok(params) => pages::load_timeline(&state, &params).await,
+        Err(e) => Err(e),
+    };
+    respond(result)
+}
+
+/// `{"transaction": …, "actions": […], "changes": [{"change": …, "diff": [field…]}]}`.
+pub(super) async fn transaction(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    respond(
+        pages::load_transaction(&state, &id, raw.as_deref())
+            .await
+            .map(|detail| {
+                let changes: Vec<_> = detail
+                    .changes
+                    .iter()
+                    .map(|change| json!({"change": change, "diff": change_diff(change)}))
+                    .collect();
+                json!({
+                    "transaction": detail.transaction,
+                    "actions": detail.actions,
+                    "changes": changes,
+                })
+            }),
+    )
+}
+
+/// `{"table": …, "pk": …, "history": [change…], "as_of": {"at": …, "state": …}|null}`.
+pub(super) async fn row(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let result = match Params::parse(raw.as_deref(), &ROW_PARAMS) {
+        Ok(params) => pages::load_row(&state, &params).await,
+        Err(e) => Err(e),
+    };
+    respond(result.map(|data| {
+        json!({
+            "table": data.table,
+            "pk": data.pk,
+            "history": data.history,
+            "as_of": data.as_of.map(|(at, state)| json!({"at": at, "state": state})),
+        })
+    }))
+}
+
+/// `{"actor": …, "items": [transaction…], "next": …, "prev": …}`.
+pub(super) async fn actor(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let result = match Params::parse(raw.as_deref(), &ACTOR_PARAMS) {
+        Ok(params) => pages::load_actor(&state, &params).await,
+        Err(e) => Err(e),
+    };
+    respond(result.map(|(actor, page)| {
+        json!({"actor": actor, "items": page.items, "next": page.next, "prev": page.prev})
+    }))
+}

@@ -1,0 +1,180 @@
+//! The audit explorer (feature `explorer`): server-rendered pages over the audit trail, as an
+//! axum [`Router`] that a host mounts under any path.
+//!
+//! * **Timeline** (`/`): changes newest first, filtered by table, actor, time range,
+//!   operation, correlation id and request id, with keyset "newer" / "older" links.
+//! * **Transaction** (`/transactions/{id}`): its context, its actions, and every change with a
+//!   per-field before/after diff.
+//! * **Row history** (`/row?table=…&pk=…`): every version of one row, newest first, with the
+//!   diff to the version before, and the row's state "as of" a chosen time.
+//! * **Actor** (`/actor?actor=user:42`): the actor's transactions.
+//! * **JSON** (`/api/timeline`, `/api/transactions/{id}`, `/api/row`, `/api/actor`): the same
+//!   data, same parameters.
+//!
+//! Every request, pages, JSON and the stylesheet alike, first goes through the
+//! [`Authorize`] check you pass to [`ExplorerOptions::new`]; a denied request gets a 403.
+//! There is no default that lets everyone in. Responses carry a strict Content-Security-Policy
+//! (no scripts at all; the stylesheet is embedded in the binary and served by the router),
+//! every value from the trail is HTML-escaped, and bad query parameters get a 400 page that
+//! says what was wrong.
+//!
+//! ```
+//! use axum::Router;
+//! use threadline_axum::explorer::{self, ExplorerOptions};
+//! use threadline_axum::{ActorRef, ActorType, ThreadlineLayer};
+//!
+//! fn app(pool: sqlx::PgPool) -> Router {
+//!     let threadline = threadline_sqlx::Threadline::new(pool);
+//!     // Only admins; the actor comes from the ThreadlineLayer below.
+//!     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
+//!     Router::new()
+//!         .nest("/admin/audit", explorer::router(threadline, ExplorerOptions::new(admins)))
+//!         .layer(ThreadlineLayer::new(|parts: &http::request::Parts| {
+//!             let id = parts.headers.get("x-admin-id")?.to_str().ok()?;
+//!             ActorRef::admin(id).ok()
+//!         }))
+//! }
+//! ```
+
+mod auth;
+mod diff;
+mod error;
+mod html;
+mod json;
+mod pages;
+mod params;
+mod url;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use threadline_core::DEFAULT_MASK_PLACEHOLDER;
+use threadline_sqlx::Threadline;
+
+pub use auth::{ActorIs, AsyncAuthorize, Authorize, actor_is, async_authorize};
+pub use error::ExplorerError;
+
+/// Default number of rows per timeline and actor page.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// How the explorer is set up: who may see it, where it is mounted, and how it shows values.
+///
+/// ```
+/// use threadline_axum::explorer::ExplorerOptions;
+/// use threadline_axum::Audit;
+///
+/// // Any closure over the request parts works; this one asks the ThreadlineLayer's context.
+/// let options = ExplorerOptions::new(|parts: &http::request::Parts| {
+///     parts.extensions.get::<threadline_axum::AuditContext>()
+///         .and_then(|ctx| ctx.actor.as_ref())
+///         .is_some_and(|actor| actor.id() == Some("root"))
+/// })
+/// .base_path("/admin/audit")
+/// .page_size(25)
+/// .title("Shop audit trail");
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct ExplorerOptions {
+    authorize: auth::DynAuthorize,
+    base_path: Option<String>,
+    page_size: u32,
+    mask_placeholders: Vec<String>,
+    title: String,
+}
+
+impl std::fmt::Debug for ExplorerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExplorerOptions")
+            .field("base_path", &self.base_path)
+            .field("page_size", &self.page_size)
+            .field("mask_placeholders", &self.mask_placeholders)
+            .field("title", &self.title)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExplorerOptions {
+    /// Options with the one required part: the check every request must pass (see
+    /// [`Authorize`]; [`actor_is`] covers the usual "is the actor an admin" case).
+    pub fn new(authorize: impl Authorize) -> Self {
+        Self {
+            authorize: auth::DynAuthorize::new(authorize),
+            base_path: None,
+            page_size: DEFAULT_PAGE_SIZE,
+            mask_placeholders: vec![DEFAULT_MASK_PLACEHOLDER.to_owned()],
+            title: "Audit trail".to_owned(),
+        }
+    }
+
+    /// The public path the explorer is served under, used to build its links, e.g.
+    /// `/admin/audit`. Unset (the default), the explorer uses the path it was
+    /// [`nest`](Router::nest)ed at; set it when a proxy in front changes the prefix.
+    pub fn base_path(mut self, path: impl Into<String>) -> Self {
+        self.base_path = Some(url::normalize_base(&path.into()));
+        self
+    }
+
+    /// Rows per timeline and actor page when the request does not say (`size=`); 1 to
+    /// 1,000, default [`DEFAULT_PAGE_SIZE`]. Out-of-range values are clamped.
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = size.clamp(1, threadline_sqlx::Page::MAX_SIZE);
+        self
+    }
+
+    /// Adds a mask placeholder (a table's `mask_placeholder`): values equal to it are shown
+    /// as masked. `[REDACTED]`, the default placeholder, is always known.
+    pub fn mask_placeholder(mut self, placeholder: impl Into<String>) -> Self {
+        let placeholder = placeholder.into();
+        if !self.mask_placeholders.contains(&placeholder) {
+            self.mask_placeholders.push(placeholder);
+        }
+        self
+    }
+
+    /// The heading shown on every page (default "Audit trail").
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+}
+
+/// What every handler shares.
+struct Explorer {
+    threadline: Threadline,
+    options: ExplorerOptions,
+}
+
+type State = Arc<Explorer>;
+
+/// The explorer's routes, ready to [`nest`](Router::nest) under any path of a router with any
+/// state (`Router<S>`). Every route checks `options`' [`Authorize`] first.
+///
+/// Routes (relative to the mount point): `/` timeline, `/transactions/{id}`, `/row`,
+/// `/actor`, the same under `/api/` as JSON, and `/assets/explorer.css`.
+pub fn router<S>(threadline: Threadline, options: ExplorerOptions) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let state: State = Arc::new(Explorer {
+        threadline,
+        options,
+    });
+    Router::new()
+        .route("/", get(pages::timeline))
+        .route("/transactions/{id}", get(pages::transaction))
+        .route("/row", get(pages::row))
+        .route("/actor", get(pages::actor))
+        .route("/api/timeline", get(json::timeline))
+        .route("/api/transactions/{id}", get(json::transaction))
+        .route("/api/row", get(json::row))
+        .route("/api/actor", get(json::actor))
+        .route(html::STYLESHEET_PATH, get(html::stylesheet))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,468 @@
+//! The audit explorer on a real axum router over a real database, driven with `oneshot`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use support::{SCRIPT_TITLE, Seeded, app, seed};
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+async fn get_as(app: &Router, actor: Option<&str>, uri: &str) -> Reply {
+    let mut req = Request::get(uri);
+    if let Some(actor) = actor {
+        req = req.header("x-actor", actor);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn admin(app: &Router, uri: &str) -> Reply {
+    get_as(app, Some("admin:alice"), uri).await
+}
+
+/// A page that must answer 200; returns its body.
+async fn page(app: &Router, uri: &str) -> String {
+    let reply = admin(app, uri).await;
+    assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+    reply.body
+}
+
+fn every_route(s: &Seeded) -> Vec<String> {
+    let tx = s.transactions[0];
+    vec![
+        "/admin/audit".into(),
+        format!("/admin/audit/transactions/{tx}"),
+        "/admin/audit/row?table=posts&pk=1".into(),
+        "/admin/audit/actor?actor=user:bob".into(),
+        "/admin/audit/api/timeline".into(),
+        format!("/admin/audit/api/transactions/{tx}"),
+        "/admin/audit/api/row?table=posts&pk=1".into(),
+        "/admin/audit/api/actor?actor=user:bob".into(),
+        "/admin/audit/assets/explorer.css".into(),
+        "/admin/audit/no/such/page".into(),
+    ]
+}
+
+#[tokio::test]
+async fn authorization_denies_everyone_but_admins_on_every_route() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    for uri in every_route(&s) {
+        for actor in [
+            None,
+            Some("user:bob"),
+            Some("anonymous"),
+            Some("service_account:admin"),
+        ] {
+            let reply = get_as(&app, actor, &uri).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{uri} as {actor:?}");
+            assert!(reply.body.contains("access denied"), "{}", reply.body);
+            assert!(!reply.body.contains("Hello"), "a denied page leaks data");
+            assert!(reply.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+        }
+        let reply = admin(&app, &uri).await;
+        let expected = if uri.ends_with("/no/such/page") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(reply.status, expected, "{uri} as admin: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn authorize_closures_see_the_request_and_async_checks_work() {
+    let s = seed().await;
+    let by_header = |parts: &http::request::Parts| parts.headers.contains_key("x-staff");
+    let app = Router::new().nest(
+        "/audit",
+        threadline_axum::explorer::router(
+            threadline_sqlx::Threadline::new(s.db.pool.clone()),
+            threadline_axum::explorer::ExplorerOptions::new(by_header),
+        ),
+    );
+    let send = |staff: bool| {
+        let mut req = Request::get("/audit");
+        if staff {
+            req = req.header("x-staff", "1");
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    assert_eq!(send(false).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(send(true).await.unwrap().status(), StatusCode::OK);
+
+    let check = threadline_axum::explorer::async_authorize(|parts: &http::request::Parts| {
+        let token = parts.headers.get("authorization").cloned();
+        async move { token.is_some_and(|t| t == "Bearer ok") }
+    });
+    let app = Router::new().nest(
+        "/audit",
+        threadline_axum::explorer::router(
+            threadline_sqlx::Threadline::new(s.db.pool.clone()),
+            threadline_axum::explorer::ExplorerOptions::new(check),
+        ),
+    );
+    for (token, status) in [
+        ("Bearer ok", StatusCode::OK),
+        ("Bearer no", StatusCode::FORBIDDEN),
+    ] {
+        let req = Request::get("/audit").header("authorization", token);
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{token}");
+    }
+}
+
+#[tokio::test]
+async fn every_page_renders_the_seeded_trail() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    let [created, _script, published, deleted, _markup] = s.transactions[..] else {
+        panic!("five transactions")
+    };
+
+    let timeline = page(&app, "/admin/audit").await;
+    for text in [
+        "Timeline",
+        "admin:alice",
+        "user:bob",
+        "public.posts",
+        "public.users",
+        "id=1",
+        ">insert<",
+        ">update<",
+        ">delete<",
+        "status",
+        "new row",
+        "row deleted",
+    ] {
+        assert!(timeline.contains(text), "timeline lacks {text:?}");
+    }
+    // Links carry the mount point.
+    assert!(timeline.contains(&format!("href=\"/admin/audit/transactions/{deleted}\"")));
+    assert!(timeline.contains("href=\"/admin/audit/row?table=public.posts&amp;pk=1\""));
+    assert!(timeline.contains("href=\"/admin/audit/actor?actor=user%3Abob\""));
+    assert!(timeline.contains("href=\"/admin/audit/assets/explorer.css\""));
+
+    let filtered = page(&app, "/admin/audit?table=users&op=update").await;
+    assert!(filtered.contains("public.users") && !filtered.contains("public.posts<"));
+    assert!(
+        filtered.contains("email, name"),
+        "changed fields of the users update"
+    );
+    assert!(filtered.contains("<option value=\"update\" selected>"));
+
+    let tx = page(&app, &format!("/admin/audit/transactions/{created}")).await;
+    for text in [
+        format!("Transaction #{created}").as_str(),
+        "admin:alice",
+        "req-1",
+        "order-7",
+        "10.0.0.5",
+        "post.created",
+        "seeded by the test",
+        "Changes (2)",
+        "Hello",
+    ] {
+        assert!(tx.contains(text), "transaction page lacks {text:?}");
+    }
+    assert!(
+        tx.contains("class=\"masked\""),
+        "masked email shown as masked"
+    );
+    assert!(!tx.contains("ann@example.com"));
+
+    let tx = page(&app, &format!("/admin/audit/transactions/{published}")).await;
+    // posts stores changed_from: both sides; users does not: "not captured".
+    assert!(tx.contains("draft") && tx.contains("published"));
+    assert!(tx.contains("not captured") && tx.contains("Ann B"));
+
+    let row = page(&app, "/admin/audit/row?table=posts&pk=1").await;
+    assert!(row.contains("Row public.posts id=1"));
+    assert!(row.contains("Versions, newest first (4)"));
+    let order: Vec<usize> = [">delete<", ">update<", ">insert<"]
+        .iter()
+        .map(|op| row.find(op).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first");
+    // Consecutive versions: the status update shows its old value.
+    assert!(row.contains("draft"));
+
+    let before_delete = s_time(&s, deleted).await - chrono::Duration::milliseconds(1);
+    let at = before_delete.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let row = page(&app, &format!("/admin/audit/row?table=posts&pk=1&at={at}")).await;
+    assert!(row.contains("the row looked like this"), "{row}");
+    assert!(row.contains("published"));
+    let row = page(&app, "/admin/audit/row?table=posts&pk=1&at=2000-01-01").await;
+    assert!(row.contains("No captured change of this row is at or before"));
+    let row = page(&app, "/admin/audit/row?table=posts&pk=1&at=2999-01-01").await;
+    assert!(row.contains("had been deleted"));
+
+    let actor = page(&app, "/admin/audit/actor?actor=user:bob").await;
+    assert!(actor.contains("Actor user:bob"));
+    assert!(actor.contains("req-2") && actor.contains("req-3") && !actor.contains("req-1"));
+
+    let json: Value =
+        serde_json::from_str(&page(&app, "/admin/audit/api/timeline?table=posts").await).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 4);
+    let json: Value = serde_json::from_str(
+        &page(&app, &format!("/admin/audit/api/transactions/{published}")).await,
+    )
+    .unwrap();
+    assert_eq!(json["changes"][0]["diff"][0]["name"], "status");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+async fn s_time(s: &Seeded, tx: i64) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("SELECT min(captured_at) FROM audit_changes WHERE transaction_id = $1")
+        .bind(tx)
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn audit_values_are_escaped_and_pages_carry_a_strict_csp() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    let script = "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;";
+    let mallory = "&lt;b&gt;mallory&lt;/b&gt;";
+    for (uri, escaped) in [
+        ("/admin/audit".to_owned(), script),
+        (
+            format!("/admin/audit/transactions/{}", s.transactions[1]),
+            script,
+        ),
+        (
+            format!("/admin/audit/transactions/{}", s.transactions[4]),
+            script,
+        ),
+        ("/admin/audit/row?table=posts&pk=1".to_owned(), script),
+        (
+            format!(
+                "/admin/audit/row?table=notes&pk={}",
+                urlencode(SCRIPT_TITLE)
+            ),
+            script,
+        ),
+        (
+            format!(
+                "/admin/audit/actor?actor=user:{}",
+                urlencode(support::MARKUP_ACTOR)
+            ),
+            mallory,
+        ),
+    ] {
+        let reply = admin(&app, &uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+        assert!(
+            !reply.body.contains(SCRIPT_TITLE),
+            "{uri} renders raw markup"
+        );
+        assert!(
+            !reply.body.contains("<script"),
+            "{uri} has a script element"
+        );
+        assert!(
+            !reply.body.contains("<b>"),
+            "{uri} renders the actor's markup"
+        );
+        assert!(reply.body.contains(escaped), "{uri} lacks {escaped}");
+        let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
+    }
+    let timeline = admin(&app, "/admin/audit").await.body;
+    assert!(timeline.contains(&format!("user:{mallory}")));
+    // Parameters echoed back into the form are escaped too.
+    let reply = admin(&app, "/admin/audit?request_id=%22%3E%3Cscript%3Ex").await;
+    assert!(!reply.body.contains("\"><script>x"), "{}", reply.body);
+    assert!(reply.body.contains("&quot;&gt;&lt;script&gt;x"));
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_400_page_that_names_them() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    let other_filter_cursor = {
+        let first: Value =
+            serde_json::from_str(&page(&app, "/admin/audit/api/timeline?size=1").await).unwrap();
+        first["next"].as_str().unwrap().to_owned()
+    };
+    let cases = [
+        ("/admin/audit?op=truncate", "`op`"),
+        ("/admin/audit?from=yesterday", "`from`"),
+        ("/admin/audit?from=2026-02-01&to=2026-01-01", "`from`"),
+        ("/admin/audit?tabel=posts", "`tabel`"),
+        ("/admin/audit?op=insert&op=update", "`op`"),
+        ("/admin/audit?size=0", "`size`"),
+        ("/admin/audit?size=5000", "`size`"),
+        ("/admin/audit?cursor=garbage", "`cursor`"),
+        ("/admin/audit?actor=wizard:1", "`actor`"),
+        ("/admin/audit?table=a.b.c", "`table`"),
+        (
+            &format!("/admin/audit?table=posts&cursor={other_filter_cursor}"),
+            "different filter",
+        ),
+        ("/admin/audit/transactions/abc", "`id`"),
+        ("/admin/audit/transactions/-1", "`id`"),
+        ("/admin/audit/transactions/1?x=1", "`x`"),
+        ("/admin/audit/row?table=posts", "`pk`"),
+        ("/admin/audit/row?pk=1", "`table`"),
+        ("/admin/audit/row?table=posts&pk=%7Bbad", "`pk`"),
+        ("/admin/audit/row?table=posts&pk=1&at=soon", "`at`"),
+        ("/admin/audit/actor", "`actor`"),
+        ("/admin/audit/actor?actor=user:", "`actor`"),
+    ];
+    for (uri, names) in cases {
+        let reply = admin(&app, uri).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            reply.body
+        );
+        assert!(reply.body.contains(names), "{uri}: {}", reply.body);
+        assert!(
+            reply.body.contains("role=\"alert\""),
+            "{uri}: an HTML error page"
+        );
+    }
+    // JSON endpoints answer 400 with a JSON error.
+    let reply = admin(&app, "/admin/audit/api/timeline?op=nope").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let json: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(json["status"], 400);
+    assert!(json["error"].as_str().unwrap().contains("`op`"));
+    // Unknown ids and tables are 404s, not 500s.
+    assert_eq!(
+        admin(&app, "/admin/audit/transactions/999999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin(&app, "/admin/audit/row?table=nope&pk=1").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Follows `rel` links from `start`; returns the change ids of every page visited, in order.
+async fn walk(app: &Router, start: &str, rel: &str) -> (Vec<Vec<i64>>, String) {
+    let mut pages = Vec::new();
+    let mut uri = start.to_owned();
+    loop {
+        let body = page(app, &uri).await;
+        let tx_ids = body
+            .split("data-change=\"")
+            .skip(1)
+            .map(|s| s[..s.find('"').unwrap()].parse::<i64>().unwrap())
+            .collect::<Vec<_>>();
+        pages.push(tx_ids);
+        let marker = format!("rel=\"{rel}\" href=\"");
+        match body.find(&marker) {
+            Some(at) => {
+                let rest = &body[at + marker.len()..];
+                uri = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
+            }
+            None => return (pages, uri),
+        }
+        assert!(pages.len() < 100, "runaway pagination");
+    }
+}
+
+#[tokio::test]
+async fn pagination_neither_skips_nor_repeats_rows() {
+    let s = seed().await;
+    // 23 rows in one statement: many share a capture timestamp.
+    let ctx =
+        threadline_sqlx::AuditContext::for_actor(threadline_sqlx::ActorRef::user("bulk").unwrap());
+    let mut tx = s.db.pool.begin().await.unwrap();
+    threadline_sqlx::TransactionExt::with_context(&mut *tx, &ctx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO posts (id, title) SELECT g, 'Bulk ' || g FROM generate_series(100, 122) g",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let app = app(&s.db, |o| o.page_size(4));
+    let all: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM audit_changes WHERE table_name = 'posts' ORDER BY captured_at DESC, id DESC",
+    )
+    .fetch_all(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 27);
+
+    let (older, last) = walk(&app, "/admin/audit?table=posts", "next").await;
+    assert_eq!(older.len(), 7, "27 rows in pages of 4");
+    assert!(older.iter().all(|p| !p.is_empty() && p.len() <= 4));
+    assert_eq!(
+        older.concat(),
+        all,
+        "older links: every row once, newest first"
+    );
+
+    let (newer, _) = walk(&app, &last, "prev").await;
+    let mut back: Vec<Vec<i64>> = newer;
+    back.reverse();
+    assert_eq!(
+        back.concat(),
+        all,
+        "newer links walk back over the same rows"
+    );
+    assert_eq!(back, older, "and the same pages");
+}
+
+#[tokio::test]
+async fn base_path_option_and_nesting_build_the_links() {
+    let s = seed().await;
+    let app = app(&s.db, |o| {
+        o.base_path("/proxy/audit/").title("Shop <audit>")
+    });
+    let body = page(&app, "/admin/audit").await;
+    assert!(body.contains("href=\"/proxy/audit/assets/explorer.css\""));
+    assert!(body.contains("Shop &lt;audit&gt;"));
+    // At the root of a router, links start at `/`.
+    let root = Router::new().merge(threadline_axum::explorer::router(
+        threadline_sqlx::Threadline::new(s.db.pool.clone()),
+        threadline_axum::explorer::ExplorerOptions::new(|_: &http::request::Parts| true),
+    ));
+    let body = page(&root, "/").await;
+    assert!(body.contains("href=\"/assets/explorer.css\""));
+    assert!(body.contains("href=\"/transactions/"));
+}
