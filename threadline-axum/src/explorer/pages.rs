@@ -151,7 +151,7 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
         html! {
             label {
                 span { (label) " (UTC)" }
-                input type="datetime-local" step="1" name=(name) value=(value);
+                input type="datetime-local" step="0.001" name=(name) value=(value);
             }
         }
     };
@@ -284,7 +284,7 @@ fn transaction_body(view: &View<'_>, detail: &TransactionDetail) -> Markup {
                 }
             }
         }
-        section.actions {
+        section.tx-actions {
             h2 { "Actions (" (detail.actions.len()) ")" }
             @if detail.actions.is_empty() {
                 p.muted { "No action was recorded in this transaction." }
@@ -357,7 +357,7 @@ fn row_body(view: &View<'_>, data: &RowData) -> Markup {
                 input type="hidden" name="pk" value=(data.pk);
                 label {
                     span { "Time (UTC)" }
-                    input type="datetime-local" step="1" name="at" value=(at_value) required;
+                    input type="datetime-local" step="0.001" name="at" value=(at_value) required;
                 }
                 div.actions { button type="submit" { "Show the row at that time" } }
             }

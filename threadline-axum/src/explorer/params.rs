@@ -226,9 +226,9 @@ pub(super) fn time(param: &'static str, value: &str) -> Result<DateTime<Utc>, Ex
     ))
 }
 
-/// The value for a `datetime-local` field (UTC, seconds precision).
+/// The value for a `datetime-local` field (UTC, milliseconds: the field's finest step).
 pub(super) fn time_field(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+    t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
 }
 
 /// A transaction id from the path.
