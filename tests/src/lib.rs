@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use threadline_test_support::TestDb;
 
+pub mod actix_app;
 pub mod axum_app;
 
 /// A request to send through a stack.
@@ -110,6 +111,17 @@ pub async fn axum_stack() -> Stack {
     Stack {
         db,
         name: "axum",
+        send,
+    }
+}
+
+/// The actix-web stack (run it on actix's runtime: `#[actix_web::test]`).
+pub async fn actix_stack() -> Stack {
+    let db = blog_db().await;
+    let send = actix_app::sender(db.pool.clone()).await;
+    Stack {
+        db,
+        name: "actix",
         send,
     }
 }

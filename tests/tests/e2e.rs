@@ -1,6 +1,5 @@
 //! HTTP request -> layer -> AuditedTx -> write -> trigger -> audit query, with one test body
 //! per behaviour run on every web stack.
-#![allow(clippy::unwrap_used)]
 
 use serde_json::json;
 use threadline_tests::{Req, Stack, captured};
@@ -12,6 +11,13 @@ macro_rules! on_every_stack {
             #[tokio::test]
             async fn axum() {
                 let stack = threadline_tests::axum_stack().await;
+                super::$scenario(&stack).await;
+                stack.close().await;
+            }
+
+            #[actix_web::test]
+            async fn actix() {
+                let stack = threadline_tests::actix_stack().await;
                 super::$scenario(&stack).await;
                 stack.close().await;
             }

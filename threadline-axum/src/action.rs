@@ -6,8 +6,8 @@ use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use sqlx::PgPool;
-use threadline_core::{ActorRef, AuditContext, InstallOptions};
-use threadline_sqlx::{ActionOptions, ActionStatus};
+use threadline_core::AuditContext;
+use threadline_sqlx::ActionStatus;
 
 use crate::MissingThreadlineLayer;
 
@@ -74,24 +74,15 @@ impl ActionRecorder {
 
 /// Records a request's action; a failure is logged, never turned into an error response,
 /// because the handler's own writes have already committed.
-pub(crate) async fn record(
+async fn record(
     pool: &PgPool,
     ctx: &AuditContext,
     name: &str,
     status: ActionStatus,
     transaction_id: Option<i64>,
 ) {
-    let actor = ctx.actor.clone().unwrap_or_else(ActorRef::anonymous);
-    let mut options = ActionOptions::from_context(ctx).status(status);
-    options.transaction_id = transaction_id;
-    let recorded = threadline_sqlx::record_standalone_action(
-        pool,
-        &InstallOptions::default(),
-        name,
-        &actor,
-        options,
-    )
-    .await;
+    let recorded =
+        threadline_sqlx::record_request_action(pool, ctx, name, status, transaction_id).await;
     if let Err(error) = recorded {
         tracing::error!(action = name, %error, "threadline: could not record the action");
     }

@@ -1,5 +1,4 @@
 //! The layer and `Audit` extractor on a real axum router, driven with `oneshot`.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 

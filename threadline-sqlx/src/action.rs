@@ -338,6 +338,23 @@ pub async fn record_standalone_action(
     insert_action(&mut conn, &install.schema, name, actor, &options, false).await
 }
 
+/// Records the action of a web request after its handler ran: the request's actor (anonymous
+/// when none), request id and correlation id, the handler's outcome, and the audit
+/// transaction its writes committed in (when known). Used by `#[audited]`.
+pub async fn record_request_action(
+    pool: &sqlx::PgPool,
+    ctx: &threadline_core::AuditContext,
+    name: &str,
+    status: ActionStatus,
+    transaction_id: Option<i64>,
+) -> Result<AuditAction> {
+    let actor = ctx.actor.clone().unwrap_or_else(ActorRef::anonymous);
+    let mut options = ActionOptions::from_context(ctx).status(status);
+    options.transaction_id = transaction_id;
+    let install = threadline_core::InstallOptions::default();
+    record_standalone_action(pool, &install, name, &actor, options).await
+}
+
 /// The `audit_transactions` id of the current transaction, if it has captured a change yet.
 /// Call it just before committing to link a later standalone action to these changes.
 pub async fn current_audit_transaction_id(conn: &mut sqlx::PgConnection) -> Result<Option<i64>> {

@@ -34,7 +34,8 @@ mod threadline;
 
 pub use action::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
-    current_audit_transaction_id, record_standalone_action, validate_action_name,
+    current_audit_transaction_id, record_request_action, record_standalone_action,
+    validate_action_name,
 };
 pub use context::{PoolExt, TransactionExt};
 pub use error::{Error, Result};
