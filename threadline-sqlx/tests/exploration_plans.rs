@@ -1,0 +1,213 @@
+//! Every exploration query is index-backed: on a few hundred thousand changes, `EXPLAIN
+//! (FORMAT JSON)` of the exact statements the library runs shows no sequential scan of
+//! `audit_changes` (nor of `audit_transactions` for actor lookups), both as custom plans (with
+//! the actual values) and as the generic plans a prepared statement switches to.
+
+use chrono::{DateTime, Duration};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use threadline_core::query::{self, Page, SqlParam, Statement, TimelineFilter};
+use threadline_core::{ActorRef, Ident, quote_literal};
+use threadline_test_support::{Synthetic, TestDb, fill_synthetic};
+
+const SPEC: Synthetic = Synthetic {
+    changes: 300_000,
+    transactions: 30_000,
+    tables: 20,
+    rows_per_table: 2_000,
+    actors: 300,
+};
+
+/// A parameter as a SQL literal, for `EXECUTE` (test-only: values here are our own).
+fn literal(param: &SqlParam) -> String {
+    match param {
+        SqlParam::Text(s) => format!("{}::text", quote_literal(s)),
+        SqlParam::Json(v) => format!("{}::jsonb", quote_literal(&v.to_string())),
+        SqlParam::JsonArray(vs) => {
+            let items: Vec<String> = vs.iter().map(|v| quote_literal(&v.to_string())).collect();
+            format!("ARRAY[{}]::jsonb[]", items.join(", "))
+        }
+        SqlParam::Timestamp(t) => format!("{}::timestamptz", quote_literal(&t.to_rfc3339())),
+        SqlParam::BigInt(n) => format!("{n}::bigint"),
+    }
+}
+
+/// Every plan node (recursively).
+fn nodes(plan: &Value, out: &mut Vec<Value>) {
+    out.push(plan.clone());
+    if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
+        for child in children {
+            nodes(child, out);
+        }
+    }
+}
+
+/// Plans `statement` in `mode` (`force_custom_plan` / `force_generic_plan`) and checks that
+/// every access to the audit tables in `tables` is an index scan.
+async fn assert_index_backed(db: &TestDb, name: &str, statement: &Statement, tables: &[&str]) {
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        let mut conn = db.connect().await;
+        let args: Vec<String> = statement.params.iter().map(literal).collect();
+        let script = format!(
+            "SET plan_cache_mode = {mode}; PREPARE q AS {};",
+            statement.sql
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", statement.sql));
+        let explain = if args.is_empty() {
+            "EXPLAIN (FORMAT JSON) EXECUTE q".to_owned()
+        } else {
+            format!("EXPLAIN (FORMAT JSON) EXECUTE q({})", args.join(", "))
+        };
+        let (plan,): (Value,) = sqlx::query_as(sqlx::AssertSqlSafe(explain))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let mut all = Vec::new();
+        nodes(&plan[0]["Plan"], &mut all);
+        let touching: Vec<&Value> = all
+            .iter()
+            .filter(|n| {
+                n.get("Relation Name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| tables.contains(&r))
+            })
+            .collect();
+        assert!(
+            !touching.is_empty(),
+            "{name} ({mode}) reads none of {tables:?}: {plan}"
+        );
+        for node in touching {
+            let kind = node["Node Type"].as_str().unwrap_or_default();
+            assert!(
+                matches!(kind, "Index Scan" | "Index Only Scan" | "Bitmap Heap Scan"),
+                "{name} ({mode}): {kind} on {}\n{}",
+                node["Relation Name"],
+                serde_json::to_string_pretty(&plan).unwrap()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_method_is_index_backed_on_300k_changes() {
+    let db = TestDb::installed().await;
+    fill_synthetic(&db.pool, "public", SPEC, 100_000, |_| {})
+        .await
+        .unwrap();
+    db.exec("VACUUM ANALYZE audit_changes").await;
+    db.exec("VACUUM ANALYZE audit_transactions").await;
+    let schema = Ident::new("public").unwrap();
+    let table = "table_3".parse().unwrap();
+    let key = json!({"id": 42});
+    let candidates = threadline_core::query::PrimaryKey::from(42)
+        .candidates("table_3", &["id".to_owned()])
+        .unwrap();
+    // Synthetic transaction g starts at 2026-01-01 + g seconds.
+    let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let middle = start + Duration::seconds(SPEC.transactions / 2);
+    let actor = ActorRef::user("7").unwrap();
+    let changes = &["audit_changes"];
+
+    // history and as_of (and the key lookup they start with).
+    assert_index_backed(
+        &db,
+        "key sample",
+        &query::table_key_sample(&schema, &table),
+        changes,
+    )
+    .await;
+    assert_index_backed(
+        &db,
+        "history",
+        &query::history(&schema, &table, candidates.clone()),
+        changes,
+    )
+    .await;
+    assert_index_backed(
+        &db,
+        "as_of",
+        &query::as_of(&schema, &table, vec![key], middle),
+        changes,
+    )
+    .await;
+
+    // timeline: first page and a page deep in the middle, by table and time, and unfiltered.
+    let by_table_and_time = TimelineFilter::new()
+        .table("table_3".parse().unwrap())
+        .from(start + Duration::hours(1))
+        .to(start + Duration::hours(7));
+    let deep = |filter: &TimelineFilter| {
+        let first = query::timeline(&schema, filter, &Page::first()).unwrap();
+        let rows: Vec<(DateTime<chrono::Utc>, i64)> =
+            (0..=100).map(|i| (middle, 150_000 - i)).collect();
+        let next = first.plan.finish(rows, |r| *r).next.unwrap();
+        query::timeline(&schema, filter, &Page::at(next)).unwrap()
+    };
+    for (name, filter) in [
+        ("timeline by table and time", by_table_and_time.clone()),
+        (
+            "timeline by table",
+            TimelineFilter::new().table("table_3".parse().unwrap()),
+        ),
+        ("timeline", TimelineFilter::new()),
+        (
+            "timeline by actor",
+            TimelineFilter::new().actor(actor.clone()),
+        ),
+        (
+            "timeline by correlation id",
+            TimelineFilter::new().correlation_id("corr-1500"),
+        ),
+        (
+            "timeline by request id",
+            TimelineFilter::new().request_id("req-15000"),
+        ),
+    ] {
+        let first = query::timeline(&schema, &filter, &Page::first()).unwrap();
+        assert_index_backed(&db, name, &first.statement, changes).await;
+        assert_index_backed(
+            &db,
+            &format!("{name}, deep page"),
+            &deep(&filter).statement,
+            changes,
+        )
+        .await;
+    }
+
+    // actor_history: first page and a deep page.
+    let first = query::actor_history(&schema, &actor, &Page::first().with_size(10)).unwrap();
+    let transactions = &["audit_transactions"];
+    assert_index_backed(&db, "actor_history", &first.statement, transactions).await;
+    let rows: Vec<(DateTime<chrono::Utc>, i64)> = (0..=10).map(|i| (middle, 15_000 - i)).collect();
+    let next = first.plan.finish(rows, |r| *r).next.unwrap();
+    let deep_actor = query::actor_history(&schema, &actor, &Page::at(next).with_size(10)).unwrap();
+    assert_index_backed(
+        &db,
+        "actor_history, deep page",
+        &deep_actor.statement,
+        transactions,
+    )
+    .await;
+
+    // transaction(id): the transaction and its changes.
+    assert_index_backed(
+        &db,
+        "transaction",
+        &query::transaction(&schema, 15_000),
+        transactions,
+    )
+    .await;
+    assert_index_backed(
+        &db,
+        "transaction changes",
+        &query::transaction_changes(&schema, 15_000),
+        changes,
+    )
+    .await;
+}
