@@ -384,12 +384,12 @@ async fn walk(app: &Router, start: &str, rel: &str) -> (Vec<Vec<i64>>, String) {
     let mut uri = start.to_owned();
     loop {
         let body = page(app, &uri).await;
-        let tx_ids = body
+        let ids = body
             .split("data-change=\"")
             .skip(1)
             .map(|s| s[..s.find('"').unwrap()].parse::<i64>().unwrap())
             .collect::<Vec<_>>();
-        pages.push(tx_ids);
+        pages.push(ids);
         let marker = format!("rel=\"{rel}\" href=\"");
         match body.find(&marker) {
             Some(at) => {

@@ -11,6 +11,8 @@
 
 pub mod stress;
 
+pub mod browser;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

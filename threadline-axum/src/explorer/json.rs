@@ -15,7 +15,15 @@ use super::params::{Params, TIMELINE_PARAMS};
 fn respond<T: Serialize>(result: Result<T, ExplorerError>) -> Response {
     let (status, body) = match result.map(|value| serde_json::to_vec(&value)) {
         Ok(Ok(body)) => (StatusCode::OK, body),
-        Ok(Err(e)) => error_body(&ExplorerError::param("format", e.to_string())),
+        // Unreachable with these types (string keys only); answered rather than panicking.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "threadline explorer: cannot encode JSON");
+            let body = json!({"error": "cannot encode the response", "status": 500});
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                body.to_string().into_bytes(),
+            )
+        }
         Err(e) => error_body(&e),
     };
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()

@@ -145,7 +145,7 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
         // A datetime-local field cannot show an offset: show what was asked, in UTC.
         let value = params
             .get(name)
-            .and_then(|v| params::time("from", v).ok())
+            .and_then(|v| params::time(name, v).ok())
             .map(params::time_field)
             .unwrap_or_default();
         html! {
