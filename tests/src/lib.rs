@@ -10,6 +10,11 @@ use std::pin::Pin;
 
 use threadline_test_support::TestDb;
 
+/// Every Rust snippet of the README compiles (run by `cargo test --doc -p threadline-tests`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod actix_app;
 pub mod axum_app;
 

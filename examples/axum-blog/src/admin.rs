@@ -64,7 +64,9 @@ async fn as_of(
     require_admin(&audit)?;
     let id = post_id(&state, &key).await?;
     let state_then = state.threadline.as_of("posts", id, params.at).await?;
-    Ok(Json(json!({ "post_id": id, "at": params.at, "as_of": state_then })))
+    Ok(Json(
+        json!({ "post_id": id, "at": params.at, "as_of": state_then }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -91,7 +93,8 @@ async fn timeline(
         filter = filter.table(table.parse().map_err(|e| bad(format!("table: {e}")))?);
     }
     if let Some(actor) = params.actor {
-        filter = filter.actor(ActorRef::parse_short(&actor).map_err(|e| bad(format!("actor: {e}")))?);
+        filter =
+            filter.actor(ActorRef::parse_short(&actor).map_err(|e| bad(format!("actor: {e}")))?);
     }
     if let Some(id) = params.request_id {
         filter = filter.request_id(id);
@@ -99,8 +102,8 @@ async fn timeline(
     if let Some(id) = params.correlation_id {
         filter = filter.correlation_id(id);
     }
-    let page = Page::parse(params.limit, params.cursor.as_deref())
-        .map_err(|e| bad(e.to_string()))?;
+    let page =
+        Page::parse(params.limit, params.cursor.as_deref()).map_err(|e| bad(e.to_string()))?;
     let page = state.threadline.timeline(&filter, page).await?;
     Ok(Json(json!({ "changes": page.items, "next": page.next })))
 }

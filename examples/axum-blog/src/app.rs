@@ -38,7 +38,10 @@ pub fn router(pool: PgPool) -> Router {
     Router::new()
         .route("/login", post(login))
         .route("/posts", get(list_posts))
-        .route("/posts/{slug}", put(put_post).get(get_post).delete(delete_post))
+        .route(
+            "/posts/{slug}",
+            put(put_post).get(get_post).delete(delete_post),
+        )
         .route("/posts/{slug}/publish", post(publish))
         .route("/posts/{slug}/comments", post(add_comment))
         .merge(admin::routes())
@@ -140,7 +143,11 @@ async fn login(Json(login): Json<Login>) -> Result<Response, AppError> {
         ));
     }
     let cookie = format!("user={}; Path=/; HttpOnly; SameSite=Lax", login.user);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "user": login.user }))).into_response())
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "user": login.user })),
+    )
+        .into_response())
 }
 
 async fn list_posts(State(pool): State<PgPool>) -> Result<Json<Value>, AppError> {
@@ -210,7 +217,11 @@ async fn put_post(
         ));
     };
     tx.commit().await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(post)))
 }
 

@@ -28,8 +28,24 @@ CREATE TABLE IF NOT EXISTS comments (
 );
 ";
 
+/// A URL without a user name connects as `PGUSER`, else as the login user (`USER`), like psql.
+/// (sqlx asks the OS for the login name, which some sandboxes do not answer.)
+pub fn with_login_user(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match std::env::var("PGUSER").or_else(|_| std::env::var("USER")) {
+        Ok(user) if !authority.contains('@') && !user.is_empty() => {
+            format!("{scheme}://{user}@{rest}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Connects, creating the database and the schema when they are missing.
 pub async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
+    let url = &with_login_user(url);
     if !Postgres::database_exists(url).await? {
         Postgres::create_database(url).await?;
         println!("created database {url}");
@@ -41,7 +57,12 @@ pub async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
     // `updated_at` changes on every write; leave it out of changed_fields.
     let posts = TableCapture::default().except_columns(["updated_at"]);
     threadline_sqlx::audit_table(&pool, &install, &"posts".parse()?, &posts).await?;
-    threadline_sqlx::audit_table(&pool, &install, &"comments".parse()?, &TableCapture::default())
-        .await?;
+    threadline_sqlx::audit_table(
+        &pool,
+        &install,
+        &"comments".parse()?,
+        &TableCapture::default(),
+    )
+    .await?;
     Ok(pool)
 }

@@ -51,7 +51,9 @@ pub fn demo_requests(slug: &str) -> [DemoRequest; 3] {
             method: "PUT",
             path: format!("/posts/{slug}"),
             headers: vec![alice()],
-            body: Some(r#"{"title":"Hello, Threadline","body":"Who changed what, when, and why."}"#.into()),
+            body: Some(
+                r#"{"title":"Hello, Threadline","body":"Who changed what, when, and why."}"#.into(),
+            ),
         },
         DemoRequest {
             what: "alice publishes it (recorded as the post.published action)",
@@ -102,7 +104,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return smoke::run(pool).await;
     }
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|_| format!("PORT={p:?} is not a port number"))?,
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("PORT={p:?} is not a port number"))?,
         Err(_) => 3000,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -113,7 +117,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for request in demo_requests("hello-threadline") {
         println!("# {}\n{}\n", request.what, request.curl(&base));
     }
-    println!("More: GET /posts, POST /posts/{{slug}}/comments, GET /admin/timeline?actor=user:alice, GET /admin/posts/{{slug}}/as_of?at=<RFC 3339>");
+    println!(
+        "More: GET /posts, POST /posts/{{slug}}/comments, GET /admin/timeline?actor=user:alice, GET /admin/posts/{{slug}}/as_of?at=<RFC 3339>"
+    );
     axum::serve(
         listener,
         app::router(pool).into_make_service_with_connect_info::<SocketAddr>(),

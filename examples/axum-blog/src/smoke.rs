@@ -1,5 +1,6 @@
 //! `--smoke`: serve on a free port, send the demo requests over real TCP, print the trail.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde_json::Value;
@@ -25,8 +26,12 @@ pub async fn run(pool: PgPool) -> Result<(), BoxError> {
     let correlation = format!("smoke-{run_id}");
     let mut requests = demo_requests(&slug);
     for request in &mut requests {
-        request.headers.retain(|(name, _)| *name != "x-correlation-id");
-        request.headers.push(("x-correlation-id", correlation.clone()));
+        request
+            .headers
+            .retain(|(name, _)| *name != "x-correlation-id");
+        request
+            .headers
+            .push(("x-correlation-id", correlation.clone()));
     }
     let expected = [201, 200, 200];
     let mut history = Value::Null;
@@ -87,13 +92,18 @@ async fn send(addr: SocketAddr, request: &DemoRequest) -> Result<(u16, String), 
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(format!("{head}\r\n{body}").as_bytes()).await?;
+    stream
+        .write_all(format!("{head}\r\n{body}").as_bytes())
+        .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or("malformed HTTP response")?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Err("unexpected chunked response".into());
     }
     let status = head
@@ -110,52 +120,65 @@ async fn print_trail(
     correlation: &str,
 ) -> Result<(), BoxError> {
     println!("Audit trail (correlation id {correlation}), oldest first:");
-    let header = ["captured_at", "op", "table", "key", "actor", "request_id", "changed"];
-    let mut rows: Vec<[String; 7]> = Vec::new();
-    for c in changes.iter().rev() {
-        let tx: (Option<Value>, Option<String>) = sqlx::query_as(
-            "SELECT actor_ref, request_id FROM audit_transactions WHERE id = $1",
-        )
-        .bind(c.transaction_id)
-        .fetch_one(pool)
-        .await?;
-        rows.push([
-            c.captured_at.format("%H:%M:%S%.3f").to_string(),
-            c.op.to_string(),
-            c.table_name.clone(),
-            c.table_pk.to_string(),
-            tx.0.map(|a| a.to_string()).unwrap_or_default(),
-            tx.1.unwrap_or_default(),
-            c.changed_fields.clone().unwrap_or_default().join(","),
-        ]);
-    }
-    print_table(&header, &rows);
+    let request_ids: HashMap<i64, Option<String>> =
+        sqlx::query_as("SELECT id, request_id FROM audit_transactions WHERE correlation_id = $1")
+            .bind(correlation)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let rows: Vec<Vec<String>> = changes
+        .iter()
+        .rev()
+        .map(|c| {
+            vec![
+                c.captured_at.format("%H:%M:%S%.3f").to_string(),
+                c.op.to_string(),
+                c.table_name.clone(),
+                c.table_pk.to_string(),
+                c.actor_ref
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+                request_ids
+                    .get(&c.transaction_id)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default(),
+                c.changed_fields.clone().unwrap_or_default().join(","),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "captured_at",
+            "op",
+            "table",
+            "key",
+            "actor",
+            "request_id",
+            "changed",
+        ],
+        &rows,
+    );
     println!("\nActions:");
-    let actions: Vec<(String, String, Value, Option<String>, Option<i64>)> = sqlx::query_as(
-        "SELECT name, status, actor_ref, request_id, transaction_id FROM audit_actions
-         WHERE correlation_id = $1 ORDER BY id",
+    let rows: Vec<Vec<String>> = sqlx::query_scalar(
+        "SELECT ARRAY[name, status, actor_ref::text, COALESCE(request_id, ''),
+                      COALESCE(transaction_id::text, '')]
+         FROM audit_actions WHERE correlation_id = $1 ORDER BY id",
     )
     .bind(correlation)
     .fetch_all(pool)
     .await?;
-    let rows: Vec<[String; 5]> = actions
-        .into_iter()
-        .map(|(name, status, actor, request_id, tx)| {
-            [
-                name,
-                status,
-                actor.to_string(),
-                request_id.unwrap_or_default(),
-                tx.map(|t| t.to_string()).unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print_table(&["action", "status", "actor", "request_id", "transaction"], &rows);
+    print_table(
+        &["action", "status", "actor", "request_id", "transaction"],
+        &rows,
+    );
     Ok(())
 }
 
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -164,13 +187,14 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         println!("{}", padded.join(" | ").trim_end());
     };
     line(header.to_vec());
-    println!("{}", widths.map(|w| "-".repeat(w)).join("-+-"));
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    println!("{}", rule.join("-+-"));
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
