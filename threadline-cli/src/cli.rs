@@ -20,6 +20,8 @@ pub enum Command {
     Install(InstallArgs),
     /// Generate capture triggers for tables, with redaction from threadline.toml.
     GenTriggers(GenTriggersArgs),
+    /// Retention: purge changes older than the `[retention]` policy.
+    Retention(RetentionArgs),
 }
 
 /// Where to find the database.
@@ -28,6 +30,57 @@ pub struct DatabaseArgs {
     /// PostgreSQL URL, e.g. postgres://user@localhost/app.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+}
+
+/// Options shared by the commands that work on a database.
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Database connection.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Configuration file.
+    #[arg(long, default_value = "threadline.toml")]
+    pub config: PathBuf,
+    /// Schema of the audit tables (default: `schema` from the config file, else public).
+    #[arg(long)]
+    pub schema: Option<String>,
+}
+
+/// `threadline retention`.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RetentionCommand,
+}
+
+/// `threadline retention` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete changes captured before the policy's cutoff, in short batches, then the
+    /// transactions they leave empty.
+    Purge(PurgeArgs),
+}
+
+/// `threadline retention purge`.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Count what would be deleted, and delete nothing.
+    #[arg(long, conflicts_with = "execute")]
+    pub dry_run: bool,
+    /// Changes per batch; each batch is one short statement over whole transactions.
+    #[arg(long, default_value_t = threadline_sqlx::DEFAULT_PURGE_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(threadline_sqlx::MAX_PURGE_BATCH_SIZE)))]
+    pub batch_size: u32,
+    /// Stop after this many batches (default: until nothing is left); rerun to continue.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batches: Option<u32>,
+    /// Really delete (needs `enabled = true` under `[retention]` too).
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// `threadline install`.

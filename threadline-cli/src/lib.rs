@@ -12,15 +12,23 @@ mod config;
 mod gen_triggers;
 mod install;
 mod output;
+mod progress;
+mod retention;
 
 use std::process::ExitCode;
 
-pub use cli::{Cli, Command, DatabaseArgs, GenTriggersArgs, InstallArgs};
+pub use cli::{
+    Cli, Command, DatabaseArgs, GenTriggersArgs, InstallArgs, OpsArgs, PurgeArgs, RetentionArgs,
+    RetentionCommand,
+};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Install(args) => install::run(args),
         Command::GenTriggers(args) => gen_triggers::run(args).await,
+        Command::Retention(args) => match args.command {
+            RetentionCommand::Purge(args) => retention::purge(args).await,
+        },
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ident::{DEFAULT_SCHEMA, Ident, IdentError, TableName};
 use crate::redaction::TableCapture;
+use crate::retention::{RetentionError, RetentionPolicy};
 
 /// Why a configuration could not be loaded.
 #[non_exhaustive]
@@ -36,6 +37,9 @@ pub enum ConfigError {
         /// What is wrong.
         source: crate::PolicyError,
     },
+    /// The `[retention]` section is invalid.
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
 }
 
 /// The whole `threadline.toml`.
@@ -64,7 +68,7 @@ pub struct Config {
     /// Coverage expectations.
     #[serde(default)]
     pub coverage: CoverageConfig,
-    /// Retention policy (raw; validated by the retention module).
+    /// The `[retention]` section as written; [`Config::retention_policy`] validates it.
     #[serde(default)]
     pub retention: Option<toml::Table>,
 }
@@ -93,6 +97,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         cfg.audit_schema()?;
         cfg.tables()?;
+        cfg.retention_policy()?;
         Ok(cfg)
     }
 
@@ -118,6 +123,14 @@ impl Config {
             }
         }
         Ok(out)
+    }
+
+    /// The validated retention policy, or `None` when the file has no `[retention]` section.
+    pub fn retention_policy(&self) -> Result<Option<RetentionPolicy>, ConfigError> {
+        match &self.retention {
+            None => Ok(None),
+            Some(table) => Ok(Some(RetentionPolicy::from_table(table)?)),
+        }
     }
 
     /// The policy for one table (empty when the file does not mention it).
@@ -155,6 +168,9 @@ keep_days = 90
         assert!(p.store_changed_from);
         assert_eq!(p.except_columns, ["updated_at"]);
         assert_eq!(cfg.coverage.expected_tables, ["users", "posts"]);
+        let retention = cfg.retention_policy().unwrap().unwrap();
+        assert!(retention.enabled);
+        assert_eq!(retention.window_seconds(), 90 * 86_400);
     }
 
     #[test]
@@ -172,5 +188,11 @@ keep_days = 90
         let e = Config::from_toml("schema = \"a b\"").unwrap_err();
         assert!(matches!(e, ConfigError::Schema(_)), "{e}");
         assert!(Config::from_toml("schema = [").is_err());
+        let e = Config::from_toml("[retention]\nenabled = true").unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Retention(RetentionError::MissingWindow)),
+            "{e}"
+        );
+        assert_eq!(Config::from_toml("").unwrap().retention_policy(), Ok(None));
     }
 }

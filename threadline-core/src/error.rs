@@ -25,4 +25,7 @@ pub enum Error {
     /// An exploration query is invalid (page, cursor, filter or key).
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
+    /// A retention policy is invalid.
+    #[error(transparent)]
+    Retention(#[from] crate::RetentionError),
 }

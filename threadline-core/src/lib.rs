@@ -34,6 +34,7 @@ mod headers;
 mod ident;
 pub mod query;
 mod redaction;
+mod retention;
 pub mod sql;
 
 pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
@@ -53,6 +54,7 @@ pub use ident::{
 pub use redaction::{
     DEFAULT_MASK_PLACEHOLDER, MAX_PLACEHOLDER_CHARS, PolicyError, ResolvedPolicy, TableCapture,
 };
+pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{
     AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
 };

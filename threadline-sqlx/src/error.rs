@@ -1,7 +1,9 @@
 //! The crate's error type.
 
 use threadline_core::query::QueryError;
-use threadline_core::{ActorRefError, CaptureError, ConfigError, IdentError, PolicyError};
+use threadline_core::{
+    ActorRefError, CaptureError, ConfigError, IdentError, PolicyError, RetentionError,
+};
 
 /// Any error from threadline-sqlx.
 #[non_exhaustive]
@@ -23,6 +25,11 @@ pub enum Error {
         "table {0} does not exist or is not a table; check the name (`schema.table`, quote mixed case as \"Name\")"
     )]
     TableNotFound(String),
+    /// A live purge was asked for while the retention policy is disabled.
+    #[error(
+        "retention is disabled: set `enabled = true` under [retention] in threadline.toml to allow live purges (dry runs always work)"
+    )]
+    RetentionDisabled,
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -57,7 +64,8 @@ from_core!(
     PolicyError,
     ConfigError,
     CaptureError,
-    QueryError
+    QueryError,
+    RetentionError
 );
 
 /// Shorthand for `Result<T, threadline_sqlx::Error>`.

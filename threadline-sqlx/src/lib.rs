@@ -29,6 +29,7 @@ mod context;
 mod error;
 mod install;
 mod pooling;
+mod retention;
 mod sql;
 mod threadline;
 
@@ -41,11 +42,16 @@ pub use context::{PoolExt, TransactionExt};
 pub use error::{Error, Result};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use pooling::{named_statements, set_named_statements};
+pub use retention::{
+    DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
+    purge, purge_with_progress,
+};
 pub use threadline::{IntoTableName, Threadline, TransactionDetail};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
 };
 pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, TableCapture, TableName, change_diff,
+    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, RetentionPolicy, TableCapture,
+    TableName, change_diff,
 };

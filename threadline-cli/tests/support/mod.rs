@@ -1,0 +1,73 @@
+//! Helpers shared by the operations CLI tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use threadline_sqlx::{InstallOptions, TableCapture};
+use threadline_test_support::TestDb;
+
+/// The binary with no inherited `DATABASE_URL`, run in `dir`.
+pub fn threadline(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("threadline").unwrap();
+    cmd.env_remove("DATABASE_URL").current_dir(dir);
+    cmd
+}
+
+/// The binary against `db`, run in `dir`.
+pub fn threadline_on(db: &TestDb, dir: &Path) -> Command {
+    let mut cmd = threadline(dir);
+    cmd.env("DATABASE_URL", &db.url);
+    cmd
+}
+
+/// Writes `threadline.toml` in `dir`.
+pub fn config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("threadline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+/// A database with the audit schema and an audited `items (id bigint primary key, v text)`.
+pub async fn db_with_items() -> TestDb {
+    let db = TestDb::installed().await;
+    db.exec("CREATE TABLE items (id bigint PRIMARY KEY, v text)")
+        .await;
+    audit(&db, "items", &TableCapture::default()).await;
+    db
+}
+
+/// Attaches capture to a table.
+pub async fn audit(db: &TestDb, table: &str, policy: &TableCapture) {
+    threadline_sqlx::audit_table(
+        &db.pool,
+        &InstallOptions::default(),
+        &table.parse().unwrap(),
+        policy,
+    )
+    .await
+    .unwrap();
+}
+
+/// The number of rows `sql` counts.
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
