@@ -181,12 +181,7 @@ impl Config {
                 "threadline: ignoring header value"
             );
         }
-        let mut ctx = AuditContext::new();
-        ctx.request_id = extracted.request_id;
-        ctx.correlation_id = extracted.correlation_id;
-        ctx.remote_ip = extracted.remote_ip;
-        ctx.source.clone_from(&self.source);
-        ctx
+        extracted.to_context(self.source.clone())
     }
 }
 

@@ -199,6 +199,18 @@ pub struct ExtractedHeaders {
     pub dropped: Vec<DroppedHeader>,
 }
 
+impl ExtractedHeaders {
+    /// A context with these ids and address (actor unset), labelled with `source`.
+    pub fn to_context(&self, source: Option<String>) -> crate::AuditContext {
+        let mut ctx = crate::AuditContext::new();
+        ctx.request_id.clone_from(&self.request_id);
+        ctx.correlation_id.clone_from(&self.correlation_id);
+        ctx.remote_ip = self.remote_ip;
+        ctx.source = source;
+        ctx
+    }
+}
+
 /// Checks one header value: at most [`MAX_HEADER_VALUE_BYTES`] bytes of UTF-8 without
 /// control characters. Surrounding spaces are trimmed; an empty value reads as absent.
 ///
