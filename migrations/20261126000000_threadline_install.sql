@@ -157,3 +157,27 @@ BEGIN
               HINT = format('update the redaction settings for the new column names, then regenerate the capture trigger: threadline gen-triggers --tables %s', p_table);
 END
 $threadline$;
+
+-- Records a semantic action. Threadline writes audit_actions only through this function, so a
+-- hardened install can deny direct INSERT to the application role.
+CREATE OR REPLACE FUNCTION "public".threadline_record_action(
+    p_name text, p_actor_ref jsonb, p_status text, p_verb text, p_category text,
+    p_reason text, p_comment text, p_correlation_id text, p_request_id text, p_job_id text,
+    p_link boolean, p_transaction_id bigint
+) RETURNS "public".audit_actions
+LANGUAGE sql AS $threadline$
+    INSERT INTO "public".audit_actions
+        (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id,
+         job_id, transaction_id)
+    VALUES (
+        p_name, p_actor_ref, p_status, p_verb, p_category, p_reason, p_comment,
+        CASE WHEN p_link
+            THEN COALESCE(p_correlation_id, NULLIF(current_setting('threadline.correlation_id', true), ''))
+            ELSE p_correlation_id END,
+        CASE WHEN p_link
+            THEN COALESCE(p_request_id, NULLIF(current_setting('threadline.request_id', true), ''))
+            ELSE p_request_id END,
+        p_job_id,
+        CASE WHEN p_link THEN "public".threadline_transaction_id() ELSE p_transaction_id END)
+    RETURNING *
+$threadline$;

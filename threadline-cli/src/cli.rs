@@ -98,6 +98,23 @@ pub struct InstallArgs {
     /// Configuration file.
     #[arg(long, default_value = "threadline.toml")]
     pub config: PathBuf,
+    /// Hardened mode (see guides/security.md).
+    #[command(flatten)]
+    pub hardening: HardeningArgs,
+}
+
+/// Hardened mode: who owns and who may read the audit trail.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HardeningArgs {
+    /// Role that owns the audit tables and functions; capture then runs as it (SECURITY
+    /// DEFINER, pinned search_path) and other roles cannot write the trail directly.
+    /// Default: `owner_role` from the config file, else not hardened.
+    #[arg(long)]
+    pub owner_role: Option<String>,
+    /// Roles granted SELECT on the audit tables in hardened mode, comma separated
+    /// (added to `reader_roles` from the config file).
+    #[arg(long, value_delimiter = ',')]
+    pub reader_role: Vec<String>,
 }
 
 /// `threadline gen-triggers`.
@@ -121,6 +138,9 @@ pub struct GenTriggersArgs {
     /// Database connection (reads primary keys and checks column names).
     #[command(flatten)]
     pub db: DatabaseArgs,
+    /// Hardened mode: must match the install's (see guides/security.md).
+    #[command(flatten)]
+    pub hardening: HardeningArgs,
     /// Print one line per table with the resolved policy, and write nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use threadline_core::{Config, Ident, InstallOptions};
 
+use crate::cli::HardeningArgs;
+
 /// Loads the config file. A missing file is fine when it is the default path.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
     match std::fs::read_to_string(path) {
@@ -24,13 +26,36 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
-/// The install options: `--schema` wins over the config file.
-pub fn install_options(config: &Config, schema: Option<&str>) -> anyhow::Result<InstallOptions> {
-    let schema = match schema {
-        Some(s) => Ident::parse(s).with_context(|| format!("invalid --schema {s:?}"))?,
-        None => config.audit_schema()?,
-    };
-    Ok(InstallOptions::with_schema(schema))
+/// The install options: `--schema` and `--owner-role` win over the config file;
+/// `--reader-role` adds to it.
+pub fn install_options(
+    config: &Config,
+    schema: Option<&str>,
+    hardening: &HardeningArgs,
+) -> anyhow::Result<InstallOptions> {
+    let mut options = config.install_options()?;
+    if let Some(s) = schema {
+        options.schema = Ident::parse(s).with_context(|| format!("invalid --schema {s:?}"))?;
+    }
+    if let Some(owner) = &hardening.owner_role {
+        let owner =
+            Ident::parse(owner).with_context(|| format!("invalid --owner-role {owner:?}"))?;
+        options = options.with_owner_role(owner);
+    }
+    for reader in hardening
+        .reader_role
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+    {
+        let reader =
+            Ident::parse(reader).with_context(|| format!("invalid --reader-role {reader:?}"))?;
+        options = options.with_reader_role(reader);
+    }
+    anyhow::ensure!(
+        options.owner_role.is_some() || options.reader_roles.is_empty(),
+        "reader roles only apply in hardened mode; also give --owner-role (or owner_role in the config file)"
+    );
+    Ok(options)
 }
 
 /// Opens one connection for a CLI command, with a message that says how to fix a failure.

@@ -10,7 +10,7 @@ use crate::output;
 
 pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
-    let install = crate::config::install_options(&config, args.schema.as_deref())?;
+    let install = crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
     let configured = config.tables()?;
     let flags = TableCapture::default()
         .store_changed_from(args.store_changed_from)

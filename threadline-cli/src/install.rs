@@ -11,7 +11,7 @@ const SUFFIX: &str = "_threadline_install.sql";
 
 pub fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
-    let options = crate::config::install_options(&config, args.schema.as_deref())?;
+    let options = crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
     let sql = install_sql(&options);
     if args.stdout {
         print!("{sql}");

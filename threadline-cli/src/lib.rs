@@ -18,7 +18,7 @@ mod retention;
 use std::process::ExitCode;
 
 pub use cli::{
-    Cli, Command, DatabaseArgs, GenTriggersArgs, InstallArgs, OpsArgs, PurgeArgs, RetentionArgs,
+    Cli, Command, DatabaseArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, RetentionArgs,
     RetentionCommand,
 };
 

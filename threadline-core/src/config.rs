@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ident::{DEFAULT_SCHEMA, Ident, IdentError, TableName};
 use crate::redaction::TableCapture;
 use crate::retention::{RetentionError, RetentionPolicy};
+use crate::sql::InstallOptions;
 
 /// Why a configuration could not be loaded.
 #[non_exhaustive]
@@ -18,6 +19,14 @@ pub enum ConfigError {
     /// The `schema` key is not a valid name.
     #[error("invalid `schema` in threadline.toml: {0}")]
     Schema(IdentError),
+    /// `owner_role` or `reader_roles` holds an invalid role name.
+    #[error("invalid role name in `{key}` in threadline.toml: {source}")]
+    Role {
+        /// The key.
+        key: &'static str,
+        /// Why it is invalid.
+        source: IdentError,
+    },
     /// A `[capture.tables.<name>]` key is not a valid table name.
     #[error("invalid table name {name:?} under [capture.tables]: {source}")]
     TableName {
@@ -68,6 +77,12 @@ pub struct Config {
     /// Coverage expectations.
     #[serde(default)]
     pub coverage: CoverageConfig,
+    /// Hardened mode: the role that owns the audit trail (`InstallOptions::owner_role`).
+    #[serde(default)]
+    pub owner_role: Option<String>,
+    /// Hardened mode: roles that may read the audit tables.
+    #[serde(default)]
+    pub reader_roles: Vec<String>,
     /// The `[retention]` section as written; [`Config::retention_policy`] validates it.
     #[serde(default)]
     pub retention: Option<toml::Table>,
@@ -95,10 +110,25 @@ impl Config {
     /// Parses and validates a configuration.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
-        cfg.audit_schema()?;
+        cfg.install_options()?;
         cfg.tables()?;
         cfg.retention_policy()?;
         Ok(cfg)
+    }
+
+    /// The install options this file describes: schema and hardened-mode roles.
+    pub fn install_options(&self) -> Result<InstallOptions, ConfigError> {
+        let mut options = InstallOptions::with_schema(self.audit_schema()?);
+        let role = |key: &'static str, name: &str| {
+            Ident::parse(name).map_err(|source| ConfigError::Role { key, source })
+        };
+        if let Some(owner) = &self.owner_role {
+            options = options.with_owner_role(role("owner_role", owner)?);
+        }
+        for reader in &self.reader_roles {
+            options = options.with_reader_role(role("reader_roles", reader)?);
+        }
+        Ok(options)
     }
 
     /// The audit schema.

@@ -77,3 +77,40 @@ fn canonical_migration_matches_generator() {
         found[0].display()
     );
 }
+
+fn hardened() -> InstallOptions {
+    InstallOptions::with_schema(ident("audit"))
+        .with_owner_role(ident("threadline_owner"))
+        .with_reader_role(ident("app"))
+}
+
+#[test]
+fn hardened_install_sql_snapshot() {
+    let sql = install_sql(&hardened());
+    // Hardening only appends statements: the default output is a prefix of it.
+    let plain = install_sql(&InstallOptions::with_schema(ident("audit")));
+    assert!(sql.starts_with(&plain));
+    insta::assert_snapshot!("install_hardened", &sql[plain.len()..]);
+}
+
+#[test]
+fn hardened_capture_sql_snapshot() {
+    let plan = |install: &InstallOptions| {
+        CapturePlan::new(
+            install,
+            "posts".parse().unwrap(),
+            Some(vec![ident("id")]),
+            None,
+            &TableCapture::default(),
+        )
+        .unwrap()
+    };
+    let hardened = plan(&hardened());
+    let plain = plan(&InstallOptions::with_schema(ident("audit")));
+    assert_eq!(
+        hardened.stamp(),
+        plain.stamp(),
+        "hardening never changes the function"
+    );
+    insta::assert_snapshot!("capture_hardened", hardened.sql());
+}

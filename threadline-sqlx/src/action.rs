@@ -287,19 +287,14 @@ pub(crate) async fn insert_action(
 ) -> Result<AuditAction> {
     validate_action_name(name)?;
     opts.validate()?;
-    const LINKED: &str = concat!("INSERT INTO @S.audit_actions
-        (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id)
-        VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7,
-            COALESCE($8, NULLIF(current_setting('threadline.correlation_id', true), '')),
-            COALESCE($9, NULLIF(current_setting('threadline.request_id', true), '')),
-            $10, @S.threadline_transaction_id())
-        RETURNING ", action_columns!());
-    const STANDALONE: &str = concat!("INSERT INTO @S.audit_actions
-        (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id)
-        VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        RETURNING ", action_columns!());
-    let template = if linked { LINKED } else { STANDALONE };
-    let action = sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(template, schema))
+    // The install's threadline_record_action function writes the row: a hardened install
+    // denies direct INSERT on audit_actions to the application role.
+    const RECORD: &str = concat!(
+        "SELECT ",
+        action_columns!(),
+        " FROM @S.threadline_record_action($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    let action = sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(RECORD, schema))
         .persistent(crate::named_statements())
         .bind(name)
         .bind(actor.to_json())
@@ -311,6 +306,7 @@ pub(crate) async fn insert_action(
         .bind(&opts.correlation_id)
         .bind(&opts.request_id)
         .bind(&opts.job_id)
+        .bind(linked)
         .bind(opts.transaction_id.filter(|_| !linked))
         .fetch_one(conn)
         .await?;

@@ -66,6 +66,7 @@ pub enum CaptureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturePlan {
     schema: Ident,
+    owner_role: Option<Ident>,
     table: TableName,
     key: Vec<Ident>,
     key_is_explicit: bool,
@@ -137,6 +138,7 @@ impl CapturePlan {
         }
         Ok(Self {
             schema: install.schema.clone(),
+            owner_role: install.owner_role.clone(),
             table,
             key,
             key_is_explicit,
@@ -193,6 +195,10 @@ impl CapturePlan {
             "COMMENT ON FUNCTION {f}() IS {};\n",
             quote_literal(&self.stamp())
         );
+        out.push_str(&super::harden::capture_hardening(
+            self.owner_role.as_ref(),
+            &f,
+        ));
         for name in TRIGGER_NAMES {
             let _ = writeln!(out, "DROP TRIGGER IF EXISTS {name} ON {t};");
         }

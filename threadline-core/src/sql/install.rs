@@ -6,24 +6,59 @@ use crate::ident::{DEFAULT_SCHEMA, Ident};
 pub const AUDIT_TABLES: [&str; 3] = ["audit_transactions", "audit_changes", "audit_actions"];
 
 /// Options for the install schema.
+///
+/// ```
+/// use threadline_core::{Ident, InstallOptions};
+/// let hardened = InstallOptions::default()
+///     .with_owner_role(Ident::new("threadline_owner")?)
+///     .with_reader_role(Ident::new("app")?);
+/// assert!(threadline_core::install_sql(&hardened).contains("SECURITY DEFINER"));
+/// # Ok::<(), threadline_core::IdentError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallOptions {
     /// The schema that holds the audit tables and functions (default `public`).
     pub schema: Ident,
+    /// Hardened mode: the role that owns the audit tables and functions; the functions then
+    /// run as it (`SECURITY DEFINER`, pinned `search_path`) and nobody else may write the
+    /// audit tables directly. `None` (the default) leaves ownership with whoever installs.
+    pub owner_role: Option<Ident>,
+    /// Hardened mode: roles granted `SELECT` on the audit tables (typically the application
+    /// role, so it can read the trail). Ignored without an owner role.
+    pub reader_roles: Vec<Ident>,
 }
 
 impl Default for InstallOptions {
     fn default() -> Self {
-        Self {
-            schema: Ident::new(DEFAULT_SCHEMA).unwrap_or_else(|_| unreachable!("valid constant")),
-        }
+        Self::with_schema(
+            Ident::new(DEFAULT_SCHEMA).unwrap_or_else(|_| unreachable!("valid constant")),
+        )
     }
 }
 
 impl InstallOptions {
     /// Options for another schema.
     pub fn with_schema(schema: Ident) -> Self {
-        Self { schema }
+        Self {
+            schema,
+            owner_role: None,
+            reader_roles: Vec::new(),
+        }
+    }
+
+    /// Turns on hardened mode with `role` as the owner of the audit trail
+    /// (see `guides/security.md`).
+    pub fn with_owner_role(mut self, role: Ident) -> Self {
+        self.owner_role = Some(role);
+        self
+    }
+
+    /// Adds a role that may read (`SELECT`) the audit tables in hardened mode.
+    pub fn with_reader_role(mut self, role: Ident) -> Self {
+        if !self.reader_roles.contains(&role) {
+            self.reader_roles.push(role);
+        }
+        self
     }
 }
 
@@ -197,7 +232,9 @@ $threadline$;
 /// ```
 pub fn install_sql(options: &InstallOptions) -> String {
     let schema = options.schema.quoted();
-    TEMPLATE
+    let mut sql = format!("{TEMPLATE}{}", super::harden::RECORD_ACTION_FUNCTION)
         .replace("$threadline$", &super::dollar_tag(&schema))
-        .replace("@S", &schema)
+        .replace("@S", &schema);
+    sql.push_str(&super::harden::install_hardening(options));
+    sql
 }

@@ -4,9 +4,11 @@
 //! [`quote_literal`](crate::quote_literal); the output is snapshot-tested.
 
 mod capture;
+mod harden;
 mod install;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
+pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
 
 /// Picks a dollar-quote tag that does not occur in `body`.

@@ -1,0 +1,309 @@
+//! Hardened install (`InstallOptions::with_owner_role`): a dedicated owner role owns the audit
+//! trail, capture runs as that role with a pinned `search_path`, and the application role
+//! (a non-superuser that does not own the audited table) can only read the trail.
+
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use threadline_sqlx::{
+    ActionOptions, ActorRef, Ident, InstallOptions, TableCapture, TransactionExt, audit_table,
+};
+use threadline_test_support::TestDb;
+
+/// A fresh database with a hardened install, an owner role and an application role (both
+/// created for this test and dropped after the database).
+struct Hardened {
+    db: Option<TestDb>,
+    owner: String,
+    app: String,
+}
+
+impl Hardened {
+    async fn new() -> Self {
+        let db = TestDb::empty().await;
+        let owner = format!("{}_owner", db.name);
+        let app = format!("{}_app", db.name);
+        db.exec(&format!(
+            "CREATE ROLE \"{owner}\" NOLOGIN;
+             CREATE ROLE \"{app}\" LOGIN;
+             CREATE TABLE posts (id bigint PRIMARY KEY, title text NOT NULL, secret text);
+             GRANT SELECT, INSERT, UPDATE, DELETE ON posts TO \"{app}\";
+             CREATE SCHEMA evil AUTHORIZATION \"{app}\";"
+        ))
+        .await;
+        let install = InstallOptions::default()
+            .with_owner_role(Ident::new(owner.clone()).unwrap())
+            .with_reader_role(Ident::new(app.clone()).unwrap());
+        threadline_sqlx::install(&db.pool, &install).await.unwrap();
+        audit_table(
+            &db.pool,
+            &install,
+            &"posts".parse().unwrap(),
+            &TableCapture::default().mask(["secret"]),
+        )
+        .await
+        .unwrap();
+        Self {
+            db: Some(db),
+            owner,
+            app,
+        }
+    }
+
+    fn db(&self) -> &TestDb {
+        self.db.as_ref().unwrap()
+    }
+
+    /// A connection as the application role.
+    async fn app_conn(&self) -> PgConnection {
+        let options: PgConnectOptions = self.db().url.parse().unwrap();
+        options.username(&self.app).connect().await.unwrap()
+    }
+}
+
+impl Drop for Hardened {
+    fn drop(&mut self) {
+        drop(self.db.take());
+        let roles = format!("DROP ROLE IF EXISTS \"{}\", \"{}\"", self.app, self.owner);
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let admin: PgConnectOptions =
+                    threadline_test_support::server_url().parse().unwrap();
+                let mut conn = admin.connect().await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(roles))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            });
+        })
+        .join();
+    }
+}
+
+fn sqlstate(e: &sqlx::Error) -> String {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|| format!("not a database error: {e}"))
+}
+
+/// Runs `sql` in its own transaction on `conn` and returns its SQLSTATE (it must fail).
+async fn refused(conn: &mut PgConnection, sql: &str) -> String {
+    let mut tx = conn.begin().await.unwrap();
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *tx)
+        .await;
+    tx.rollback().await.unwrap();
+    match result {
+        Ok(_) => format!("succeeded: {sql}"),
+        Err(e) => sqlstate(&e),
+    }
+}
+
+#[tokio::test]
+async fn application_writes_are_captured_with_its_actor_and_it_can_read_the_trail() {
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("7").unwrap()).await.unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'hello', 's3cret'), (2, 'second', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE posts SET title = 'edited' WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM posts WHERE id = 2")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let action = tx
+        .record_action(
+            "post.edited",
+            &ActorRef::user("7").unwrap(),
+            ActionOptions::new().verb("edit"),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Read back as the application role itself (it has SELECT).
+    let rows: Vec<(String, serde_json::Value, Option<serde_json::Value>, i64)> = sqlx::query_as(
+        "SELECT c.op, c.table_pk, t.actor_ref, t.id
+         FROM audit_changes c JOIN audit_transactions t ON t.id = c.transaction_id ORDER BY c.id",
+    )
+    .fetch_all(&mut app)
+    .await
+    .unwrap();
+    let actor = Some(json!({"type": "user", "id": "7"}));
+    let ops: Vec<_> = rows
+        .iter()
+        .map(|(op, pk, a, _)| (op.as_str(), pk.clone(), a.clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            ("insert", json!({"id": 1}), actor.clone()),
+            ("insert", json!({"id": 2}), actor.clone()),
+            ("update", json!({"id": 1}), actor.clone()),
+            ("delete", json!({"id": 2}), actor.clone()),
+        ]
+    );
+    assert_eq!(action.transaction_id, Some(rows[0].3));
+    let masked: serde_json::Value =
+        sqlx::query_scalar("SELECT data_after -> 'secret' FROM audit_changes ORDER BY id LIMIT 1")
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+    assert_eq!(masked, json!("[REDACTED]"));
+}
+
+#[tokio::test]
+async fn application_cannot_write_alter_or_bypass_the_trail() {
+    let h = Hardened::new().await;
+    // Something to update and delete, captured normally.
+    let mut app = h.app_conn().await;
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("7").unwrap()).await.unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'hello', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.record_action(
+        "post.created",
+        &ActorRef::user("7").unwrap(),
+        ActionOptions::new(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let capture_fn: String = sqlx::query_scalar(
+        "SELECT DISTINCT tgfoid::regproc::text FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal",
+    )
+    .fetch_one(&h.db().pool)
+    .await
+    .unwrap();
+
+    let mut attempts: Vec<String> = Vec::new();
+    for table in ["audit_changes", "audit_transactions", "audit_actions"] {
+        attempts.push(format!("DELETE FROM {table}"));
+        attempts.push(format!("TRUNCATE {table}"));
+    }
+    attempts.extend([
+        "INSERT INTO audit_transactions (txid, actor_ref) VALUES (1, '{\"type\":\"user\",\"id\":\"x\"}')".to_owned(),
+        "INSERT INTO audit_changes (transaction_id, table_schema, table_name, table_pk, op) VALUES (1, 'public', 'posts', '{\"id\":1}', 'insert')".to_owned(),
+        "INSERT INTO audit_actions (name, actor_ref, status) VALUES ('forged', '{\"type\":\"user\",\"id\":\"x\"}', 'ok')".to_owned(),
+        "UPDATE audit_changes SET data_after = '{}'".to_owned(),
+        "UPDATE audit_transactions SET actor_ref = '{\"type\":\"user\",\"id\":\"x\"}'".to_owned(),
+        "UPDATE audit_actions SET name = 'forged'".to_owned(),
+        // Internal functions are not callable, capture functions not replaceable or attachable.
+        "SELECT threadline_transaction_id()".to_owned(),
+        format!("CREATE OR REPLACE FUNCTION {capture_fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"),
+        format!("CREATE TABLE evil.posts (id bigint PRIMARY KEY); CREATE TRIGGER t AFTER UPDATE ON evil.posts FOR EACH ROW EXECUTE FUNCTION {capture_fn}()"),
+        "ALTER FUNCTION threadline_transaction_id() SECURITY INVOKER".to_owned(),
+        // Capture cannot be switched off by a role that does not own the table.
+        "ALTER TABLE posts DISABLE TRIGGER USER".to_owned(),
+        "DROP TRIGGER threadline_capture_update ON posts".to_owned(),
+        "SET session_replication_role = replica".to_owned(),
+    ]);
+    for sql in &attempts {
+        let state = refused(&mut app, sql).await;
+        assert_eq!(
+            state, "42501",
+            "expected insufficient_privilege (42501) for {sql}"
+        );
+    }
+
+    let (changes, transactions, actions): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_changes), (SELECT count(*) FROM audit_transactions),
+                (SELECT count(*) FROM audit_actions)",
+    )
+    .fetch_one(&h.db().pool)
+    .await
+    .unwrap();
+    assert_eq!((changes, transactions, actions), (1, 1, 1));
+}
+
+/// Objects planted earlier in the caller's `search_path` are never used by capture: a fake
+/// `jsonb_build_object` / `to_jsonb` and fake audit tables in a schema the application owns.
+/// Without hardening (same attack, same SQL) the fake function *is* used, so this test would
+/// notice if the pinned `search_path` stopped protecting.
+#[tokio::test]
+async fn planted_functions_and_tables_earlier_in_search_path_are_ignored() {
+    const PLANT_KEY: &str = r#"
+        CREATE FUNCTION evil.jsonb_build_object(text, jsonb) RETURNS jsonb
+            LANGUAGE sql AS $$ SELECT '{"id": 999}'::jsonb $$;"#;
+    const PLANT: &str = r#"
+        CREATE FUNCTION evil.to_jsonb(posts) RETURNS jsonb
+            LANGUAGE sql AS $$ SELECT '{"forged": true}'::jsonb $$;
+        CREATE TABLE evil.audit_changes (id bigint, transaction_id bigint, table_schema text,
+            table_name text, table_pk jsonb, op text, data_after jsonb, data_before jsonb,
+            changed_fields text[], changed_from jsonb, captured_at timestamptz);
+        CREATE TABLE evil.audit_transactions (id bigint, txid bigint, actor_ref jsonb);
+    "#;
+    const ATTACK: &str = "SET LOCAL search_path = evil, pg_catalog, public;
+        INSERT INTO posts VALUES (1, 'hello', NULL);
+        UPDATE posts SET title = 'edited' WHERE id = 1;";
+
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    sqlx::raw_sql(PLANT_KEY).execute(&mut app).await.unwrap();
+    sqlx::raw_sql(PLANT).execute(&mut app).await.unwrap();
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("7").unwrap()).await.unwrap();
+    sqlx::raw_sql(ATTACK).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let captured: Vec<(serde_json::Value, serde_json::Value)> =
+        sqlx::query_as("SELECT table_pk, data_after FROM public.audit_changes ORDER BY id")
+            .fetch_all(&h.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(captured.len(), 2);
+    for (pk, image) in &captured {
+        assert_eq!(pk, &json!({"id": 1}));
+        assert_eq!(image["id"], json!(1), "{image}");
+    }
+    let fake: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM evil.audit_changes) + (SELECT count(*) FROM evil.audit_transactions)",
+    )
+    .fetch_one(&h.db().pool)
+    .await
+    .unwrap();
+    assert_eq!(fake, 0);
+
+    // The same attack against a default (unhardened) install succeeds: the forged key lands.
+    let plain = TestDb::installed().await;
+    plain
+        .exec("CREATE TABLE posts (id bigint PRIMARY KEY, title text NOT NULL, secret text); CREATE SCHEMA evil;")
+        .await;
+    audit_table(
+        &plain.pool,
+        &InstallOptions::default(),
+        &"posts".parse().unwrap(),
+        &TableCapture::default(),
+    )
+    .await
+    .unwrap();
+    // (The planted to_jsonb is left out here: against the unhardened install it makes the
+    // capture fail with an ambiguous function instead, a denial of service.)
+    plain.exec(PLANT_KEY).await;
+    let mut conn = plain.connect().await;
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(ATTACK).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let pks: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT table_pk FROM audit_changes ORDER BY id")
+            .fetch_all(&plain.pool)
+            .await
+            .unwrap();
+    assert!(
+        pks.contains(&json!({"id": 999})),
+        "the unhardened install was expected to use the planted function: {pks:?}"
+    );
+}
