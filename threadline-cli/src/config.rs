@@ -83,6 +83,6 @@ pub async fn pool(db: &crate::cli::DatabaseArgs) -> anyhow::Result<sqlx::PgPool>
 /// The loaded config file with the install options (schema) it and the flags give.
 pub fn ops(args: &crate::cli::OpsArgs) -> anyhow::Result<(Config, InstallOptions)> {
     let config = load(&args.config)?;
-    let install = install_options(&config, args.schema.as_deref())?;
+    let install = install_options(&config, args.schema.as_deref(), &HardeningArgs::default())?;
     Ok((config, install))
 }

@@ -18,8 +18,8 @@ mod retention;
 use std::process::ExitCode;
 
 pub use cli::{
-    Cli, Command, DatabaseArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, RetentionArgs,
-    RetentionCommand,
+    Cli, Command, DatabaseArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs,
+    RetentionArgs, RetentionCommand,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
