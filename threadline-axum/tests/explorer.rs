@@ -466,3 +466,27 @@ async fn base_path_option_and_nesting_build_the_links() {
     assert!(body.contains("href=\"/assets/explorer.css\""));
     assert!(body.contains("href=\"/transactions/"));
 }
+
+#[tokio::test]
+async fn database_errors_answer_500_without_the_database_message() {
+    let s = seed().await;
+    // Audit tables looked up in a schema that has none: every query fails in PostgreSQL.
+    let threadline = threadline_sqlx::Threadline::new(s.db.pool.clone())
+        .with_schema(threadline_sqlx::Ident::new("no_audit_here").unwrap());
+    let app = Router::new().nest(
+        "/audit",
+        threadline_axum::explorer::router(
+            threadline,
+            threadline_axum::explorer::ExplorerOptions::new(|_: &http::request::Parts| true),
+        ),
+    );
+    for uri in ["/audit", "/audit/api/timeline", "/audit/transactions/1"] {
+        let reply = get_as(&app, None, uri).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        assert!(reply.body.contains("server log"), "{uri}: {}", reply.body);
+        assert!(
+            !reply.body.contains("no_audit_here"),
+            "{uri} leaks the SQL error"
+        );
+    }
+}

@@ -127,12 +127,6 @@ pub(super) async fn timeline(
 
 fn filter_form(view: &View<'_>, params: &Params) -> Markup {
     let field = |name: &str| params.get(name).unwrap_or_default().to_owned();
-    let ops = [
-        ChangeOp::Insert,
-        ChangeOp::Update,
-        ChangeOp::Delete,
-        ChangeOp::Snapshot,
-    ];
     let text = |name: &'static str, label: &'static str, hint: &'static str| {
         html! {
             label {
@@ -165,7 +159,7 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
                 span { "Operation" }
                 select name="op" {
                     option value="" { "any" }
-                    @for o in ops {
+                    @for o in ChangeOp::ALL {
                         option value=(o.as_str()) selected[params.get("op") == Some(o.as_str())] { (o.as_str()) }
                     }
                 }
