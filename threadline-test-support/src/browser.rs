@@ -163,11 +163,11 @@ impl Browser {
         });
     }
 
-    /// Evaluates a JavaScript expression in the page; returns its value.
+    /// Evaluates a JavaScript expression in the page (awaiting a promise); returns its value.
     pub fn eval(&mut self, expression: &str) -> Value {
         let result = self.call(
             "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true}),
+            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         );
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("{expression} threw: {exception}");

@@ -12,7 +12,7 @@ use threadline_axum::{ActorRef, ActorType, Audit, AuditedTx, ThreadlineLayer, au
 use threadline_sqlx::Threadline;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::admin;
+use crate::{admin, audit_ui};
 
 /// Shared state: the pool (for `AuditedTx` and `#[audited]`) and the audit query handle.
 #[derive(Clone)]
@@ -45,6 +45,7 @@ pub fn router(pool: PgPool) -> Router {
         .route("/posts/{slug}/publish", post(publish))
         .route("/posts/{slug}/comments", post(add_comment))
         .merge(admin::routes())
+        .merge(audit_ui::routes(state.threadline.clone()))
         .layer(ThreadlineLayer::new(actor_fn).source("axum-blog"))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -125,12 +126,14 @@ pub fn require_admin(audit: &Audit) -> Result<(), AppError> {
     }
 }
 
+/// The sign-in request: `{"user": "alice"}`.
 #[derive(Deserialize)]
-struct Login {
+pub struct Login {
     user: String,
 }
 
-async fn login(Json(login): Json<Login>) -> Result<Response, AppError> {
+/// Sets the `user` cookie.
+pub async fn login(Json(login): Json<Login>) -> Result<Response, AppError> {
     let valid = (1..=64).contains(&login.user.len())
         && login
             .user

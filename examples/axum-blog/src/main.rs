@@ -8,6 +8,7 @@
 
 mod admin;
 mod app;
+mod audit_ui;
 mod db;
 mod smoke;
 
@@ -113,7 +114,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}; set PORT to a free port"))?;
     let base = format!("http://localhost:{port}");
-    println!("axum-blog listening on {base} (database {url})\n\nTry:\n");
+    println!("axum-blog listening on {base} (database {url})\n");
+    println!(
+        "Audit explorer: {base}{} (admin only: sign in at {base}{} as `admin`)\n\nTry:\n",
+        audit_ui::PATH,
+        audit_ui::LOGIN_PATH
+    );
     for request in demo_requests("hello-threadline") {
         println!("# {}\n{}\n", request.what, request.curl(&base));
     }
