@@ -28,19 +28,23 @@ CREATE TABLE IF NOT EXISTS comments (
 );
 ";
 
-/// A URL without a user name connects as `PGUSER`, else as the login user (`USER`), like psql.
-/// (sqlx asks the OS for the login name, which some sandboxes do not answer.)
+/// A URL without a user name connects as `PGUSER`, else as the login user (`USER`, `LOGNAME`),
+/// like psql; when none is set, as `postgres`. (sqlx asks the OS for the login name, which some
+/// sandboxes and containers do not answer.)
 pub fn with_login_user(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority = rest.split('/').next().unwrap_or_default();
-    match std::env::var("PGUSER").or_else(|_| std::env::var("USER")) {
-        Ok(user) if !authority.contains('@') && !user.is_empty() => {
-            format!("{scheme}://{user}@{rest}")
-        }
-        _ => url.to_owned(),
+    if authority.contains('@') {
+        return url.to_owned();
     }
+    let user = ["PGUSER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|user| !user.is_empty())
+        .unwrap_or_else(|| "postgres".to_owned());
+    format!("{scheme}://{user}@{rest}")
 }
 
 /// Connects, creating the database and the schema when they are missing.
