@@ -1,13 +1,23 @@
-//! Per-table capture SQL (SPEC §3): one PL/pgSQL function per table and three triggers.
+//! Per-table capture SQL (SPEC §3): one PL/pgSQL function per table and its triggers.
 //!
-//! * INSERT and DELETE use statement-level triggers with transition tables, so a bulk
-//!   statement writes all its audit rows with one `INSERT ... SELECT`.
-//! * UPDATE uses a row-level trigger, so PostgreSQL itself pairs each old row with its new
-//!   row, even when the update changes the primary key.
-//! * Every image is built from `to_jsonb(row)`, so added columns are captured and dropped
-//!   columns never break a write. Redaction works on the image and is guarded: when a key or
-//!   redacted column disappears (a rename), the shared `threadline_check_shape` function
-//!   refuses the write instead of capturing a value unredacted.
+//! * INSERT, UPDATE and DELETE use statement-level triggers with transition tables, so a
+//!   statement writes all its audit rows with one `INSERT ... SELECT`. UPDATE pairs old and new
+//!   rows by joining the transition tables on the primary key.
+//! * A row-level trigger fires only for rows whose primary key changed (`WHEN` on the key
+//!   columns): it captures those rows itself, with PostgreSQL's own old/new pairing, and tells
+//!   the statement-level trigger to skip them. Tables audited with explicit `key_columns`
+//!   (which need not be unique) capture every UPDATE with that row-level trigger.
+//! * Every image is built once per row from `to_jsonb(row)`, so added columns are captured and
+//!   dropped columns never break a write. Change detection compares the images column by
+//!   column with expressions baked at generation time, and falls back to a `jsonb_each` diff
+//!   when the row has columns the generator did not know (added since).
+//! * Redaction works on the image and is guarded: when a key or redacted column disappears (a
+//!   rename), the shared `threadline_check_shape` function refuses the write instead of
+//!   capturing a value unredacted.
+//! * The transaction row id is read from the transaction-local cache inline; the shared
+//!   `threadline_transaction_id()` runs only on a miss, and only when a row is captured.
+//!
+//! `guides/performance.md` has the measurements behind each choice.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -17,11 +27,13 @@ use crate::redaction::{PolicyError, ResolvedPolicy, TableCapture};
 use crate::sql::install::{AUDIT_TABLES, InstallOptions};
 use crate::sql::{dollar_tag, fnv1a};
 
-/// Names of the triggers every audited table gets (insert, update, delete).
-pub const TRIGGER_NAMES: [&str; 3] = [
+/// Names of the triggers every audited table gets (insert, update, delete, and the row-level
+/// update trigger for rows whose key changes, or for every row with explicit key columns).
+pub const TRIGGER_NAMES: [&str; 4] = [
     "threadline_capture_insert",
     "threadline_capture_update",
     "threadline_capture_delete",
+    "threadline_capture_update_row",
 ];
 
 /// Prefix of the stamp written as the capture function's comment.
@@ -202,13 +214,38 @@ impl CapturePlan {
         for name in TRIGGER_NAMES {
             let _ = writeln!(out, "DROP TRIGGER IF EXISTS {name} ON {t};");
         }
-        let _ = write!(
+        let [insert, update, delete, update_row] = TRIGGER_NAMES;
+        let _ = writeln!(
             out,
-            "CREATE TRIGGER {} AFTER INSERT ON {t}\n    REFERENCING NEW TABLE AS threadline_new\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();\n\
-             CREATE TRIGGER {} AFTER UPDATE ON {t}\n    FOR EACH ROW EXECUTE FUNCTION {f}();\n\
-             CREATE TRIGGER {} AFTER DELETE ON {t}\n    REFERENCING OLD TABLE AS threadline_old\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();\n",
-            TRIGGER_NAMES[0], TRIGGER_NAMES[1], TRIGGER_NAMES[2]
+            "CREATE TRIGGER {insert} AFTER INSERT ON {t}\n    REFERENCING NEW TABLE AS threadline_new\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();"
         );
+        let _ = writeln!(
+            out,
+            "CREATE TRIGGER {delete} AFTER DELETE ON {t}\n    REFERENCING OLD TABLE AS threadline_old\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();"
+        );
+        if self.key_is_explicit {
+            // Explicit key columns need not be unique, so rows cannot be paired by key.
+            let _ = writeln!(
+                out,
+                "CREATE TRIGGER {update} AFTER UPDATE ON {t}\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();\n\
+                 CREATE TRIGGER {update_row} AFTER UPDATE ON {t}\n    FOR EACH ROW EXECUTE FUNCTION {f}();"
+            );
+        } else {
+            let cols = |rec: &str| {
+                self.key
+                    .iter()
+                    .map(|k| format!("{rec}.{}", k.quoted()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "CREATE TRIGGER {update} AFTER UPDATE ON {t}\n    REFERENCING OLD TABLE AS threadline_old NEW TABLE AS threadline_new\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();\n\
+                 CREATE TRIGGER {update_row} AFTER UPDATE ON {t}\n    FOR EACH ROW WHEN (ROW({}) IS DISTINCT FROM ROW({}))\n    EXECUTE FUNCTION {f}();",
+                cols("OLD"),
+                cols("NEW")
+            );
+        }
         out
     }
 
@@ -271,14 +308,10 @@ END
     fn function_sql(&self) -> String {
         let s = &self.schema;
         let p = &self.policy;
-        let required: Vec<&Ident> = self
-            .key
-            .iter()
-            .chain(&p.exclude)
-            .chain(&p.mask)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let required: BTreeSet<&Ident> = self.key.iter().chain(&p.exclude).chain(&p.mask).collect();
+        let required = text_array(required.into_iter());
+        // Passes rows whose image has every key and redacted column; calls the slow path
+        // (which raises, or allows a dropped redacted column) for the others.
         let check = |image: &str| {
             format!(
                 "{s}.threadline_check_shape({}, {image}, {}, {}, {})",
@@ -291,15 +324,7 @@ END
                 }
             )
         };
-        let required = text_array(required.into_iter());
-        let ignored: Vec<&Ident> = p.exclude.iter().chain(&p.except).collect();
-        let compared = |image: &str| {
-            if ignored.is_empty() {
-                image.to_owned()
-            } else {
-                format!("({image} - {})", text_array(ignored.iter().copied()))
-            }
-        };
+        let shape_ok = |image: &str| format!("({image} ?& {required} OR {})", check(image));
         let placeholder = format!("to_jsonb({}::text)", quote_literal(&p.placeholder));
         let redact = |image: &str| {
             let mut expr = if p.exclude.is_empty() {
@@ -320,78 +345,139 @@ END
                 .key
                 .iter()
                 .map(|k| {
-                    format!(
-                        "{}, {image} -> {}",
-                        quote_literal(k.as_str()),
-                        quote_literal(k.as_str())
-                    )
+                    let k = quote_literal(k.as_str());
+                    format!("{k}, {image} -> {k}")
                 })
                 .collect();
             format!("jsonb_build_object({})", pairs.join(", "))
         };
-        let changed_from = if p.store_changed_from {
+        let changed = |new: &str, old: &str| self.changed_fields_expr(new, old);
+        let changed_from = |old: &str, fields: &str| {
+            if !p.store_changed_from {
+                return "NULL".to_owned();
+            }
             let value = if p.mask.is_empty() {
-                "v_old -> k".to_owned()
+                format!("{old} -> k")
             } else {
                 format!(
-                    "CASE WHEN k = ANY ({}) THEN {placeholder} ELSE v_old -> k END",
+                    "CASE WHEN k = ANY ({}) THEN {placeholder} ELSE {old} -> k END",
                     text_array(p.mask.iter())
                 )
             };
-            format!("(SELECT jsonb_object_agg(k, {value}) FROM unnest(v_fields) AS k)")
-        } else {
-            "NULL".to_owned()
+            format!("(SELECT jsonb_object_agg(k, {value}) FROM unnest({fields}) AS k)")
         };
+        let tx = format!("coalesce(v_tx, (SELECT {s}.threadline_transaction_id()))");
         let bulk = |op: &str, transition: &str, column: &str| {
             format!(
                 "        INSERT INTO {s}.audit_changes
             (transaction_id, table_schema, table_name, table_pk, op, {column})
-        SELECT (SELECT {s}.threadline_transaction_id()), TG_TABLE_SCHEMA, TG_TABLE_NAME,
-            {pk}, '{op}', {image}
-        FROM (SELECT to_jsonb(r) AS j FROM {transition} AS r) AS c
-        WHERE c.j ?& {required} OR {check};
+        SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, '{op}', {image}
+        FROM (SELECT to_jsonb(r.*) AS j FROM {transition} AS r OFFSET 0) AS c
+        WHERE {shape};
 ",
                 pk = pk("c.j"),
                 image = redact("c.j"),
-                check = check("c.j"),
+                shape = shape_ok("c.j"),
+            )
+        };
+        // `OFFSET 0` keeps each subquery from being flattened into its parent, which would
+        // evaluate `to_jsonb` (and the diff) once per reference instead of once per row.
+        let bulk_update = |skip_moved: bool| {
+            let join: Vec<String> = self
+                .key
+                .iter()
+                .map(|k| format!("o.{k} = n.{k}", k = k.quoted()))
+                .collect();
+            format!(
+                "            INSERT INTO {s}.audit_changes
+                (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
+            SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, 'update', {image}, d.f, {from}
+            FROM (SELECT c.n, c.o, {diff} AS f
+                FROM (SELECT to_jsonb(n.*) AS n, to_jsonb(o.*) AS o
+                    FROM threadline_new AS n JOIN threadline_old AS o ON {join} OFFSET 0) AS c
+                WHERE {shape}{moved} OFFSET 0) AS d
+            WHERE cardinality(d.f) > 0;
+",
+                pk = pk("d.n"),
+                image = redact("d.n"),
+                from = changed_from("d.o", "d.f"),
+                diff = changed("c.n", "c.o"),
+                join = join.join(" AND "),
+                shape = shape_ok("c.n"),
+                moved = if skip_moved {
+                    format!(" AND NOT v_moved @> jsonb_build_array({})", pk("c.n"))
+                } else {
+                    String::new()
+                },
+            )
+        };
+        // Rows whose key changed are captured by the row-level trigger, which lists their new
+        // keys in a transaction-local setting named after the table and trigger depth.
+        let moved_setting = "format('threadline.moved_%s_%s', TG_RELID, pg_trigger_depth())";
+        let (record_moved, update) = if self.key_is_explicit {
+            (String::new(), String::new())
+        } else {
+            (
+                format!(
+                    "        v_name := {moved_setting};
+        v_keys := set_config(v_name, concat_ws(',', NULLIF(current_setting(v_name, true), ''), {pk_new}::text), true);
+",
+                    pk_new = pk("v_new")
+                ),
+                format!(
+                    "    ELSIF TG_OP = 'UPDATE' THEN
+        v_name := {moved_setting};
+        v_keys := current_setting(v_name, true);
+        IF coalesce(v_keys, '') = '' THEN
+{plain}        ELSE
+            v_moved := ('[' || v_keys || ']')::jsonb;
+            v_keys := set_config(v_name, '', true);
+{skipping}        END IF;
+",
+                    plain = bulk_update(false),
+                    skipping = bulk_update(true),
+                ),
             )
         };
         let body = format!(
-            "DECLARE
+            "#variable_conflict use_variable
+DECLARE
+    v_cache text := current_setting('threadline.txn', true);
+    v_tx bigint;
     v_new jsonb;
     v_old jsonb;
-    v_new_cmp jsonb;
-    v_old_cmp jsonb;
     v_fields text[];
+    v_name text;
+    v_keys text;
+    v_moved jsonb;
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
+    IF split_part(v_cache, ':', 1) = txid_current()::text THEN
+        v_tx := split_part(v_cache, ':', 2)::bigint;
+    END IF;
+    IF TG_LEVEL = 'ROW' THEN
         v_new := to_jsonb(NEW);
         IF NOT (v_new ?& {required}) THEN
             PERFORM {check_new};
         END IF;
-        v_old := to_jsonb(OLD);
-        v_new_cmp := {new_cmp};
-        v_old_cmp := {old_cmp};
-        IF v_new_cmp = v_old_cmp THEN
-            RETURN NULL;
+{record_moved}        v_old := to_jsonb(OLD);
+        v_fields := {diff};
+        IF cardinality(v_fields) > 0 THEN
+            INSERT INTO {s}.audit_changes
+                (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
+            VALUES (coalesce(v_tx, {s}.threadline_transaction_id()), TG_TABLE_SCHEMA, TG_TABLE_NAME,
+                {pk_new}, 'update', {image_new}, v_fields, {from});
         END IF;
-        v_fields := ARRAY(SELECT e.k FROM jsonb_each(v_new_cmp) AS e(k, v)
-            WHERE e.v IS DISTINCT FROM v_old_cmp -> e.k ORDER BY e.k);
-        INSERT INTO {s}.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
-        VALUES ({s}.threadline_transaction_id(), TG_TABLE_SCHEMA, TG_TABLE_NAME,
-            {pk_new}, 'update', {image_new}, v_fields, {changed_from});
     ELSIF TG_OP = 'INSERT' THEN
 {insert}    ELSIF TG_OP = 'DELETE' THEN
-{delete}    END IF;
+{delete}{update}    END IF;
     RETURN NULL;
 END
 ",
             check_new = check("v_new"),
-            new_cmp = compared("v_new"),
-            old_cmp = compared("v_old"),
+            diff = changed("v_new", "v_old"),
             pk_new = pk("v_new"),
             image_new = redact("v_new"),
+            from = changed_from("v_old", "v_fields"),
             insert = bulk("insert", "threadline_new", "data_after"),
             delete = bulk("delete", "threadline_old", "data_before"),
         );
@@ -399,6 +485,48 @@ END
         format!(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\nLANGUAGE plpgsql AS {tag}\n{body}{tag};\n",
             self.function_name()
+        )
+    }
+
+    /// A `text[]` expression: the sorted names of the compared columns whose values differ
+    /// between two row images (excluded and except columns are never compared).
+    ///
+    /// Known columns are compared by expressions baked here; a row with columns the generator
+    /// did not know (added since) takes the `jsonb_each` path, which compares every column.
+    fn changed_fields_expr(&self, new: &str, old: &str) -> String {
+        let p = &self.policy;
+        let ignored: Vec<&Ident> = p.exclude.iter().chain(&p.except).collect();
+        let generic = format!(
+            "ARRAY(SELECT e.k FROM jsonb_each({new}) AS e(k, v)
+                WHERE e.v IS DISTINCT FROM {old} -> e.k{skip} ORDER BY e.k COLLATE \"C\")",
+            skip = if ignored.is_empty() {
+                String::new()
+            } else {
+                format!(" AND e.k <> ALL ({})", text_array(ignored.iter().copied()))
+            }
+        );
+        let Some(columns) = &self.columns else {
+            return generic;
+        };
+        let mut compared: Vec<&str> = columns
+            .iter()
+            .filter(|c| !ignored.contains(c))
+            .map(Ident::as_str)
+            .collect();
+        compared.sort_unstable();
+        let cases: Vec<String> = compared
+            .iter()
+            .map(|c| {
+                let c = quote_literal(c);
+                format!("CASE WHEN {new} -> {c} IS DISTINCT FROM {old} -> {c} THEN {c} END")
+            })
+            .collect();
+        format!(
+            "CASE WHEN ({new} - {known}) = '{{}}'::jsonb
+                THEN array_remove(ARRAY[{cases}]::text[], NULL)
+                ELSE {generic} END",
+            known = text_array(columns.iter()),
+            cases = cases.join(",\n                    "),
         )
     }
 }

@@ -147,7 +147,7 @@ DECLARE
     v_ip inet;
     v_setting text;
 BEGIN
-    IF v_cache <> '' AND split_part(v_cache, ':', 1) = v_txid::text THEN
+    IF split_part(v_cache, ':', 1) = v_txid::text THEN
         RETURN split_part(v_cache, ':', 2)::bigint;
     END IF;
     BEGIN
@@ -181,7 +181,7 @@ BEGIN
         v_meta
     )
     RETURNING id INTO v_id;
-    PERFORM set_config('threadline.txn', v_txid::text || ':' || v_id::text, true);
+    v_setting := set_config('threadline.txn', v_txid::text || ':' || v_id::text, true);
     RETURN v_id;
 END
 $threadline$;
