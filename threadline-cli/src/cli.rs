@@ -22,6 +22,8 @@ pub enum Command {
     GenTriggers(GenTriggersArgs),
     /// Retention: purge changes older than the `[retention]` policy.
     Retention(RetentionArgs),
+    /// Check that every table in `[coverage] expected_tables` is captured (exit 1 if not).
+    VerifyCoverage(VerifyCoverageArgs),
 }
 
 /// Where to find the database.
@@ -44,6 +46,27 @@ pub struct OpsArgs {
     /// Schema of the audit tables (default: `schema` from the config file, else public).
     #[arg(long)]
     pub schema: Option<String>,
+}
+
+/// Output format of the checking commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// An aligned table and a summary line.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `threadline verify-coverage`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyCoverageArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
 }
 
 /// `threadline retention`.

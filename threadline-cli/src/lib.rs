@@ -14,12 +14,13 @@ mod install;
 mod output;
 mod progress;
 mod retention;
+mod verify_coverage;
 
 use std::process::ExitCode;
 
 pub use cli::{
     Cli, Command, DatabaseArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs,
-    RetentionArgs, RetentionCommand,
+    ReportFormat, RetentionArgs, RetentionCommand, VerifyCoverageArgs,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -30,5 +31,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(args) => match args.command {
             RetentionCommand::Purge(args) => retention::purge(args).await,
         },
+        Command::VerifyCoverage(args) => verify_coverage::run(args).await,
     }
 }

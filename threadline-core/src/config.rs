@@ -46,6 +46,14 @@ pub enum ConfigError {
         /// What is wrong.
         source: crate::PolicyError,
     },
+    /// An entry of `[coverage] expected_tables` is not a valid table name.
+    #[error("invalid table name {name:?} in [coverage] expected_tables: {source}")]
+    ExpectedTable {
+        /// The entry as written.
+        name: String,
+        /// Why it is invalid.
+        source: IdentError,
+    },
     /// The `[retention]` section is invalid.
     #[error(transparent)]
     Retention(#[from] RetentionError),
@@ -113,6 +121,7 @@ impl Config {
         cfg.install_options()?;
         cfg.tables()?;
         cfg.retention_policy()?;
+        cfg.expected_tables()?;
         Ok(cfg)
     }
 
@@ -153,6 +162,20 @@ impl Config {
             }
         }
         Ok(out)
+    }
+
+    /// The tables of `[coverage] expected_tables`, parsed (`users` means `public.users`).
+    pub fn expected_tables(&self) -> Result<Vec<TableName>, ConfigError> {
+        self.coverage
+            .expected_tables
+            .iter()
+            .map(|name| {
+                name.parse().map_err(|source| ConfigError::ExpectedTable {
+                    name: name.clone(),
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// The validated retention policy, or `None` when the file has no `[retention]` section.
@@ -224,5 +247,7 @@ keep_days = 90
             "{e}"
         );
         assert_eq!(Config::from_toml("").unwrap().retention_policy(), Ok(None));
+        let e = Config::from_toml("[coverage]\nexpected_tables = [\"a.b.c\"]").unwrap_err();
+        assert!(matches!(e, ConfigError::ExpectedTable { .. }), "{e}");
     }
 }

@@ -28,6 +28,7 @@ mod actor;
 mod audit;
 mod config;
 mod context;
+mod coverage;
 mod diff;
 mod error;
 mod headers;
@@ -41,6 +42,9 @@ pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
 pub use audit::{AuditChange, AuditTransaction, ChangeOp, UnknownOp};
 pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
 pub use context::{AuditContext, JobContext, settings};
+pub use coverage::{
+    CoverageStatus, ObservedTrigger, TableCoverage, check_expected, classify_coverage,
+};
 pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with};
 pub use error::Error;
 pub use headers::{

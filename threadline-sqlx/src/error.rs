@@ -25,6 +25,16 @@ pub enum Error {
         "table {0} does not exist or is not a table; check the name (`schema.table`, quote mixed case as \"Name\")"
     )]
     TableNotFound(String),
+    /// The table exists but its capture is not installed, enabled and current.
+    #[error("table {table} is not capture-ready ({status}): {detail}")]
+    NotCaptureReady {
+        /// The table.
+        table: String,
+        /// Its coverage status (uncovered, disabled or stale).
+        status: threadline_core::CoverageStatus,
+        /// What is wrong and how to fix it.
+        detail: String,
+    },
     /// A live purge was asked for while the retention policy is disabled.
     #[error(
         "retention is disabled: set `enabled = true` under [retention] in threadline.toml to allow live purges (dry runs always work)"

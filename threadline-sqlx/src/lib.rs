@@ -26,6 +26,7 @@
 
 mod action;
 mod context;
+mod coverage;
 mod error;
 mod install;
 mod pooling;
@@ -39,6 +40,7 @@ pub use action::{
     validate_action_name,
 };
 pub use context::{PoolExt, TransactionExt};
+pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
 pub use error::{Error, Result};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use pooling::{named_statements, set_named_statements};
@@ -52,6 +54,6 @@ pub use threadline_core::query::{
 };
 pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    DiffValue, FieldDiff, Ident, InstallOptions, JobContext, RetentionPolicy, TableCapture,
-    TableName, change_diff,
+    Config, CoverageStatus, DiffValue, FieldDiff, Ident, InstallOptions, JobContext,
+    RetentionPolicy, TableCapture, TableCoverage, TableName, change_diff,
 };

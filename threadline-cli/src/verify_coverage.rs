@@ -1,0 +1,76 @@
+//! `threadline verify-coverage`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use threadline_core::{CoverageStatus, TableCoverage};
+
+use crate::cli::{ReportFormat, VerifyCoverageArgs};
+
+pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
+    let (config, install) = crate::config::ops(&args.ops)?;
+    let expected = config.expected_tables()?;
+    anyhow::ensure!(
+        !expected.is_empty(),
+        "no tables to check: list the tables that must be audited in {} under [coverage], e.g. expected_tables = [\"users\", \"posts\"]",
+        args.ops.config.display()
+    );
+    let pool = crate::config::pool(&args.ops.db).await?;
+    let check = threadline_sqlx::verify_coverage(&pool, &install, &config, &expected)
+        .await
+        .context("cannot read the catalog")?;
+    let covered = check
+        .iter()
+        .filter(|t| t.status == CoverageStatus::Covered)
+        .count();
+    let violated = check.len() - covered;
+    match args.format {
+        ReportFormat::Json => {
+            let doc = serde_json::json!({
+                "expected": check.len(),
+                "covered": covered,
+                "violated": violated,
+                "tables": check,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        ReportFormat::Text => {
+            print!("{}", table(&check));
+            println!(
+                "summary: {covered}/{} expected tables covered ({violated} violated)",
+                check.len()
+            );
+        }
+    }
+    Ok(if violated == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The aligned TABLE / STATUS table, then one line per violation with its fix.
+fn table(rows: &[TableCoverage]) -> String {
+    let names: Vec<String> = rows.iter().map(|r| r.table.display_name()).collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("TABLE".len());
+    let mut out = format!(
+        "{:<width$}  STATUS\n{}  {}\n",
+        "TABLE",
+        "-".repeat(width),
+        "-".repeat(9)
+    );
+    for (name, row) in names.iter().zip(rows) {
+        out.push_str(&format!("{name:<width$}  {}\n", row.status));
+    }
+    for (name, row) in names.iter().zip(rows) {
+        if let Some(detail) = &row.detail {
+            out.push_str(&format!("{name}: {detail}\n"));
+        }
+    }
+    out
+}
