@@ -62,6 +62,11 @@ async fn wait_until_busy(pool: &PgPool, pid: i32, wait_event: Option<&str>) {
 
 /// Every way the trail can disagree with the table, as readable lines (empty when it agrees).
 async fn trail_mismatches(pool: &PgPool) -> Vec<String> {
+    replay_mismatches(pool, false).await
+}
+
+/// Like [`trail_mismatches`]; with `purged`, live rows whose whole history was purged are fine.
+async fn replay_mismatches(pool: &PgPool, purged: bool) -> Vec<String> {
     let mut problems: Vec<String> = sqlx::query_scalar(
         "WITH last AS (
              SELECT DISTINCT ON (table_pk) table_pk, op, data_after
@@ -71,11 +76,13 @@ async fn trail_mismatches(pool: &PgPool) -> Vec<String> {
                        COALESCE(live.pk, last.table_pk), live.img, last.op, last.data_after)
          FROM last FULL JOIN live ON live.pk = last.table_pk
          WHERE (live.pk IS NULL AND last.op <> 'delete')
-            OR last.table_pk IS NULL
+            OR (last.table_pk IS NULL AND NOT $1)
             OR (live.pk IS NOT NULL AND last.op = 'delete')
-            OR (live.pk IS NOT NULL AND last.data_after IS DISTINCT FROM live.img)
+            OR (live.pk IS NOT NULL AND last.table_pk IS NOT NULL
+                AND last.data_after IS DISTINCT FROM live.img)
          LIMIT 5",
     )
+    .bind(purged)
     .fetch_all(pool)
     .await
     .unwrap();
@@ -271,4 +278,154 @@ async fn killed_during_bulk_statements_leaves_no_trace() {
         0
     );
     assert_eq!(trail_mismatches(&db.pool).await, Vec::<String>::new());
+}
+
+/// Per transaction: (old changes, newer changes), as a sorted list.
+async fn change_shape(pool: &PgPool) -> Vec<(i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT transaction_id,
+                count(*) FILTER (WHERE captured_at < now() - interval '10 days'),
+                count(*) FILTER (WHERE captured_at >= now() - interval '10 days')
+         FROM audit_changes GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn killed_purge_never_half_deletes_a_transaction_and_a_rerun_completes() {
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use threadline_sqlx::{PurgeOptions, RetentionPolicy, purge, purge_with_progress};
+
+    let db = setup().await;
+    // 120 committed transactions of 1,000 changes each (the DO block commits per loop).
+    db.exec(
+        "DO $$ BEGIN
+             FOR t IN 0..119 LOOP
+                 INSERT INTO items SELECT t * 1000 + g, 0, 'old' FROM generate_series(1, 1000) g;
+                 COMMIT;
+             END LOOP;
+         END $$",
+    )
+    .await;
+    // Age them: 100 wholly old, 10 straddling the cutoff (half old), 10 recent.
+    db.exec(
+        "UPDATE audit_changes c SET captured_at = c.captured_at - interval '30 days'
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM audit_transactions) t
+         WHERE t.id = c.transaction_id
+           AND (t.n <= 100 OR (t.n <= 110 AND (c.table_pk ->> 'id')::bigint % 2 = 0))",
+    )
+    .await;
+    let before = change_shape(&db.pool).await;
+    assert_eq!(before.len(), 120);
+
+    let options: PgConnectOptions = db.url.parse().unwrap();
+    let purge_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.application_name("threadline_purge_victim"))
+        .await
+        .unwrap();
+    let policy = RetentionPolicy::keep_days(10).unwrap().enabled(true);
+    let purge_options = PurgeOptions {
+        batch_size: 20_000,
+        ..PurgeOptions::default()
+    };
+
+    // Kill the purge's backend while a batch statement runs: in the first batch of a run, and
+    // after one and two batches of a run have committed.
+    let mut killed_mid_batch = 0;
+    for after_batches in [0u32, 1, 2] {
+        let pool = purge_pool.clone();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = done.clone();
+        let run = tokio::spawn(async move {
+            purge_with_progress(
+                &pool,
+                &InstallOptions::default(),
+                &policy,
+                &purge_options,
+                |p| seen.store(p.batch, std::sync::atomic::Ordering::SeqCst),
+            )
+            .await
+        });
+        let mut pid = None;
+        for _ in 0..5_000 {
+            if done.load(std::sync::atomic::Ordering::SeqCst) >= after_batches {
+                pid = sqlx::query_scalar(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE application_name = 'threadline_purge_victim'
+                       AND state = 'active' AND query LIKE '%DELETE FROM%'",
+                )
+                .fetch_optional(&db.pool)
+                .await
+                .unwrap();
+            }
+            if pid.is_some() || run.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if let Some(pid) = pid {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            terminate(&db.pool, pid).await;
+        }
+        if run.await.unwrap().is_err() {
+            killed_mid_batch += 1;
+        }
+
+        // Every transaction keeps all of its old changes or none, and its newer ones always;
+        // a transaction row goes exactly when its last change went.
+        let after = change_shape(&db.pool).await;
+        for (id, old, newer) in &before {
+            let now = after.iter().find(|(t, ..)| t == id);
+            match now {
+                Some((_, o, n)) => {
+                    assert!(
+                        *o == 0 || o == old,
+                        "transaction {id}: {o} of {old} old changes left"
+                    );
+                    assert_eq!(n, newer, "transaction {id} lost newer changes");
+                }
+                None => assert_eq!(*newer, 0, "transaction {id} lost newer changes"),
+            }
+        }
+        assert_eq!(
+            replay_mismatches(&db.pool, true).await,
+            Vec::<String>::new()
+        );
+    }
+    let deleted_before_rerun = before.len() - change_shape(&db.pool).await.len();
+    assert!(
+        deleted_before_rerun > 0,
+        "no batch committed before the kills"
+    );
+    assert_eq!(
+        killed_mid_batch, 3,
+        "a purge run finished before it was killed"
+    );
+
+    // A rerun finishes the job.
+    let report = purge(
+        &purge_pool,
+        &InstallOptions::default(),
+        &policy,
+        &purge_options,
+    )
+    .await
+    .unwrap();
+    assert!(report.complete);
+    let after = change_shape(&db.pool).await;
+    assert_eq!(
+        after.len(),
+        20,
+        "10 straddling and 10 recent transactions remain"
+    );
+    assert!(after.iter().all(|(_, old, _)| *old == 0));
+    let rows: i64 = count(&db.pool, "SELECT count(*) FROM audit_transactions").await;
+    assert_eq!(rows, 20);
+    assert_eq!(
+        replay_mismatches(&db.pool, true).await,
+        Vec::<String>::new()
+    );
 }

@@ -307,3 +307,68 @@ async fn planted_functions_and_tables_earlier_in_search_path_are_ignored() {
         "the unhardened install was expected to use the planted function: {pks:?}"
     );
 }
+
+#[tokio::test]
+async fn retention_purge_runs_as_the_owner_role_and_not_as_the_application() {
+    use sqlx::postgres::PgPoolOptions;
+    use threadline_sqlx::{Error, PurgeOptions, RetentionPolicy, purge};
+
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("7").unwrap()).await.unwrap();
+    sqlx::query("INSERT INTO posts SELECT g, 'p', NULL FROM generate_series(1, 50) g")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    h.db()
+        .exec("UPDATE audit_changes SET captured_at = captured_at - interval '100 days'")
+        .await;
+    let policy = RetentionPolicy::keep_days(30).unwrap().enabled(true);
+    let install = InstallOptions::default();
+
+    let options: PgConnectOptions = h.db().url.parse().unwrap();
+    let app_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone().username(&h.app))
+        .await
+        .unwrap();
+    let denied = purge(&app_pool, &install, &policy, &PurgeOptions::default())
+        .await
+        .unwrap_err();
+    match &denied {
+        Error::Database(e) => assert_eq!(sqlstate(e), "42501", "{denied}"),
+        other => panic!("expected a permission error, got {other}"),
+    }
+
+    // An operator session acting as the owner role (SET ROLE drops superuser rights).
+    let owner = h.owner.clone();
+    let owner_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |conn, _| {
+            let set_role = format!("SET ROLE \"{owner}\"");
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(set_role))
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_with(options)
+        .await
+        .unwrap();
+    let is_superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&owner_pool)
+            .await
+            .unwrap();
+    assert!(!is_superuser);
+    let report = purge(&owner_pool, &install, &policy, &PurgeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted_changes, report.deleted_transactions),
+        (50, 1)
+    );
+}
