@@ -296,11 +296,12 @@ mod tests {
                 .contains("threadline gen-triggers --tables public.posts")
         );
 
-        let mut two = triggers(&current, 'O');
-        two.pop();
+        let mut partial = triggers(&current, 'O');
+        partial.retain(|t| t.name != "threadline_capture_delete");
+        let c = status(&partial, &current);
+        assert_eq!(c.status, CoverageStatus::Stale);
         assert!(
-            status(&two, &current)
-                .detail
+            c.detail
                 .unwrap()
                 .contains("threadline_capture_delete missing")
         );
