@@ -62,7 +62,6 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 ///
 /// ```
 /// use threadline_axum::explorer::ExplorerOptions;
-/// use threadline_axum::Audit;
 ///
 /// // Any closure over the request parts works; this one asks the ThreadlineLayer's context.
 /// let options = ExplorerOptions::new(|parts: &http::request::Parts| {
