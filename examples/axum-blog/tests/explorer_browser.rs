@@ -1,8 +1,9 @@
-//! The demo in a real browser: starts the `axum-blog` binary on a loopback port against a
-//! fresh database, writes a few posts through its API as alice and bob, signs in as the admin,
-//! opens the audit explorer, filters the timeline by table, follows a link to a transaction and
-//! then to the row's history, checks the text at each step, and saves a screenshot of each page
-//! under `target/explorer-screenshots/demo-*.png`.
+//! The audit explorer in a real browser, on the demo: starts the `axum-blog` binary on a
+//! loopback port against a fresh database, writes a few posts through its API as alice and
+//! bob, signs in as the admin, opens the explorer, filters the timeline by table, follows a
+//! link to a transaction, then to the row's history, picks an "as of" time, opens an actor,
+//! checks the rendered text at each step, and saves a screenshot of each page under
+//! `target/explorer-screenshots/demo-*.png`.
 //!
 //! Needs chromium: `bash .ci/setup-chromium.sh`.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -12,8 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use threadline_test_support::TestDb;
 use threadline_test_support::browser::{Browser, screenshot_dir};
+
+/// A post title that must render as text.
+const SCRIPT_TITLE: &str = "<script>alert(\"pwned\")</script>";
 
 /// The demo server, stopped when dropped.
 struct Demo(Child);
@@ -74,57 +79,64 @@ async fn admin_explores_the_demo_trail_in_a_real_browser() {
 
 fn explore(database_url: &str) {
     let (_demo, port, printed) = start_demo(database_url);
-    assert!(
-        printed.contains(&format!(
-            "Audit explorer: http://localhost:{port}/admin/audit (admin only: sign in at http://localhost:{port}/login/browser"
-        )),
-        "{printed}"
+    let explorer_line = format!(
+        "Audit explorer: http://localhost:{port}/admin/audit \
+         (admin only: sign in at http://localhost:{port}/login/browser"
     );
+    assert!(printed.contains(&explorer_line), "{printed}");
     let base = format!("http://127.0.0.1:{port}");
     let shots = screenshot_dir();
     let mut browser = Browser::launch();
 
-    // Alice writes and publishes a post, bob comments, alice edits: through the demo's API.
+    // Alice writes and publishes a post, bob comments and writes a post whose title is
+    // markup, alice edits her post: all through the demo's API.
     browser.navigate(&format!("{base}/posts"));
-    let api = |method: &str, path: &str, user: &str, body: &str| {
-        format!(
-            "fetch({path:?}, {{method: {method:?}, headers: {{'x-user': {user:?}, \
-             'content-type': 'application/json'}}, body: {body}}}).then(r => r.status)"
-        )
-    };
-    for (method, path, user, body) in [
+    let writes = [
         (
             "PUT",
             "/posts/hello",
             "alice",
-            r#"JSON.stringify({title: "Hello", body: "First draft"})"#,
+            "{title: 'Hello', body: 'First draft'}",
         ),
-        ("POST", "/posts/hello/publish", "alice", "undefined"),
+        ("POST", "/posts/hello/publish", "alice", ""),
         (
             "POST",
             "/posts/hello/comments",
             "bob",
-            r#"JSON.stringify({body: "Nice post"})"#,
+            "{body: 'Nice post'}",
+        ),
+        (
+            "PUT",
+            "/posts/markup",
+            "bob",
+            "{title: SCRIPT, body: 'shown as text'}",
         ),
         (
             "PUT",
             "/posts/hello",
             "alice",
-            r#"JSON.stringify({title: "Hello, Threadline", body: "Edited"})"#,
+            "{title: 'Hello, Threadline', body: 'Edited'}",
         ),
-    ] {
-        let status = browser.eval(&api(method, path, user, body));
+    ];
+    for (method, path, user, body) in writes {
+        let body = if body.is_empty() {
+            "undefined".to_owned()
+        } else {
+            format!("JSON.stringify({body})")
+        };
+        let status = browser.eval(&format!(
+            "(() => {{ const SCRIPT = {SCRIPT_TITLE:?}; return fetch({path:?}, \
+             {{method: {method:?}, headers: {{'x-user': {user:?}, \
+             'content-type': 'application/json'}}, body: {body}}}).then(r => r.status) }})()"
+        ));
         let status = status.as_u64().unwrap();
         assert!((200..300).contains(&status), "{method} {path}: {status}");
     }
 
     // Before signing in, the explorer refuses.
     browser.navigate(&format!("{base}/admin/audit"));
-    assert!(
-        browser.text().contains("access denied"),
-        "{}",
-        browser.text()
-    );
+    let text = browser.text();
+    assert!(text.contains("access denied"), "{text}");
 
     // Sign in as the admin: the form sends the browser on to the explorer.
     browser.navigate(&format!("{base}/login/browser"));
@@ -132,36 +144,29 @@ fn explore(database_url: &str) {
     browser.click_and_wait("button[type=submit]");
     assert_eq!(browser.location(), format!("{base}/admin/audit"));
     let text = browser.text();
-    for expected in [
+    let expected = [
         "Timeline",
         "user:alice",
         "user:bob",
         "public.posts",
         "public.comments",
-    ] {
-        assert!(
-            text.contains(expected),
-            "timeline lacks {expected:?}: {text}"
-        );
+    ];
+    for want in expected {
+        assert!(text.contains(want), "timeline lacks {want:?}: {text}");
     }
     browser.screenshot(&shots.join("demo-1-timeline.png"));
 
     // Filter by table.
     browser.fill("input[name=table]", "posts");
     browser.click_and_wait("form.filters button[type=submit]");
-    assert!(
-        browser.location().contains("table=posts"),
-        "{}",
-        browser.location()
-    );
+    let location = browser.location();
+    assert!(location.contains("table=posts"), "{location}");
     let text = browser.text();
-    assert!(
-        text.contains("public.posts") && !text.contains("public.comments"),
-        "{text}"
-    );
+    assert!(text.contains("public.posts"), "{text}");
+    assert!(!text.contains("public.comments"), "{text}");
     assert!(
         text.contains("published"),
-        "the publish update's changed field: {text}"
+        "the publish's changed field: {text}"
     );
     browser.screenshot(&shots.join("demo-2-timeline-posts.png"));
 
@@ -170,17 +175,17 @@ fn explore(database_url: &str) {
     assert!(browser.location().contains("/admin/audit/transactions/"));
     let text = browser.text();
     // The demo does not store changed_from, so the old values are "not captured" here.
-    for expected in [
+    let expected = [
         "Transaction #",
         "user:alice",
         "axum-blog",
         "Hello, Threadline",
         "Edited",
-        "not captured",
-    ] {
+    ];
+    for want in expected.into_iter().chain(["not captured"]) {
         assert!(
-            text.contains(expected),
-            "transaction page lacks {expected:?}: {text}"
+            text.contains(want),
+            "transaction page lacks {want:?}: {text}"
         );
     }
     browser.screenshot(&shots.join("demo-3-transaction.png"));
@@ -192,17 +197,43 @@ fn explore(database_url: &str) {
     assert!(text.contains("Row public.posts id=1"), "{text}");
     assert!(text.contains("Versions, newest first (3)"), "{text}");
     // Consecutive versions recover the old values the transaction page could not show.
-    assert!(
-        text.contains("First draft") && text.contains("Hello, Threadline"),
-        "{text}"
-    );
+    assert!(text.contains("First draft"), "{text}");
     browser.screenshot(&shots.join("demo-4-row-history.png"));
+
+    // The row as of a second after its last change: the edited version.
+    let at = browser.eval(
+        "new Date(Date.parse(document.querySelector('section.versions time')\
+         .getAttribute('datetime')) + 1000).toISOString().slice(0, 23)",
+    );
+    browser.fill("input[name=at]", at.as_str().unwrap());
+    browser.click_and_wait("form.as-of button");
+    let text = browser.text();
+    assert!(text.contains("the row looked like this"), "{text}");
+    assert!(text.contains("left by the update"), "{text}");
+    browser.screenshot(&shots.join("demo-5-row-as-of.png"));
 
     // The publish is an #[audited] action: its transaction lists it.
     browser.click_and_wait("section.versions article.change:nth-of-type(2) a.tx");
-    assert!(
-        browser.text().contains("post.published"),
-        "{}",
-        browser.text()
-    );
+    let text = browser.text();
+    assert!(text.contains("post.published"), "{text}");
+
+    // Bob's transactions, from an actor link on the timeline.
+    browser.navigate(&format!("{base}/admin/audit"));
+    browser.click_and_wait("a.actor[href$='user%3Abob']");
+    let text = browser.text();
+    assert!(text.contains("Actor user:bob"), "{text}");
+    let rows = browser.eval("document.querySelectorAll('table.transactions tbody tr').length");
+    assert_eq!(rows, json!(2), "bob's comment and post: {text}");
+    browser.screenshot(&shots.join("demo-6-actor.png"));
+
+    // Bob's markup title is text on the page, and no script element exists.
+    browser.navigate(&format!("{base}/admin/audit/row?table=posts&pk=2"));
+    let text = browser.text();
+    assert!(text.contains(SCRIPT_TITLE), "{text}");
+    assert_eq!(browser.eval("document.scripts.length"), json!(0));
+
+    // A bad parameter gets the 400 page.
+    browser.navigate(&format!("{base}/admin/audit?op=truncate"));
+    let text = browser.text();
+    assert!(text.contains("invalid parameter `op`"), "{text}");
 }

@@ -1,5 +1,4 @@
-//! Seed data and an app with the explorer mounted, shared by the explorer's router and
-//! browser tests.
+//! Seed data and an app with the explorer mounted, for the explorer's router tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use axum::Router;
@@ -162,17 +161,9 @@ pub async fn seed() -> Seeded {
     }
 }
 
-/// The actor from the `x-actor` header (`admin:alice`), or from a `session=admin:alice`
-/// cookie (the browser test's "login").
+/// The actor from the `x-actor` header (`admin:alice`).
 pub fn actor_from_request(parts: &Parts) -> Option<ActorRef> {
-    if let Some(actor) = parts.headers.get("x-actor") {
-        return ActorRef::parse_short(actor.to_str().ok()?).ok();
-    }
-    let cookies = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
-    let session = cookies
-        .split(';')
-        .find_map(|c| c.trim().strip_prefix("session="))?;
-    ActorRef::parse_short(session).ok()
+    ActorRef::parse_short(parts.headers.get("x-actor")?.to_str().ok()?).ok()
 }
 
 /// The explorer for admins, nested at `/admin/audit`, behind a `ThreadlineLayer`.
