@@ -62,18 +62,7 @@ impl Params {
     }
 }
 
-/// The parameters of the timeline's filter form.
-pub(super) const FILTER_PARAMS: [&str; 7] = [
-    "table",
-    "actor",
-    "from",
-    "to",
-    "op",
-    "correlation_id",
-    "request_id",
-];
-
-/// The timeline's parameters: the filter plus `cursor` and `size`.
+/// The timeline's parameters: the filter's, then `cursor` and `size`.
 pub(super) const TIMELINE_PARAMS: [&str; 9] = [
     "table",
     "actor",
@@ -85,6 +74,9 @@ pub(super) const TIMELINE_PARAMS: [&str; 9] = [
     "cursor",
     "size",
 ];
+
+/// The parameters of the timeline's filter form.
+pub(super) const FILTER_PARAMS: &[&str] = TIMELINE_PARAMS.split_at(7).0;
 
 pub(super) fn filter(params: &Params) -> Result<TimelineFilter, ExplorerError> {
     let mut filter = TimelineFilter::new();
