@@ -16,8 +16,12 @@
 //!
 //! `--capture-cost` measures instead what each index costs capture: single-row INSERT
 //! transactions (W1) and 1,000-row INSERT ... SELECT statements (W3) into an audited `posts`
-//! table, with the full index set and with each secondary index dropped in turn.
+//! table, each transaction with an actor and a request id, with the full index set and with
+//! each secondary index dropped in turn (a fresh database per variant and round). It ends
+//! with the exact WAL bytes every relation adds per captured row (read back with
+//! `pg_walinspect`), which, unlike timings, does not depend on what else the machine runs.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,7 +29,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use threadline_core::query::{self, Cursor, PagePlan};
 use threadline_sqlx::{
-    ActorRef, InstallOptions, Page, TableCapture, Threadline, TimelineFilter, TransactionExt,
+    ActorRef, AuditContext, InstallOptions, Page, TableCapture, Threadline, TimelineFilter,
+    TransactionExt,
 };
 use threadline_test_support::{Synthetic, fill_synthetic, server_url};
 
@@ -36,6 +41,7 @@ struct Args {
     samples: usize,
     database: String,
     reuse: bool,
+    drop_after: bool,
     capture_cost: bool,
     seconds: u64,
     rounds: usize,
@@ -53,6 +59,7 @@ fn parse_args() -> Result<Args, BoxError> {
         samples: 300,
         database: "threadline_explore_bench".into(),
         reuse: false,
+        drop_after: false,
         capture_cost: false,
         seconds: 5,
         rounds: 3,
@@ -70,19 +77,21 @@ fn parse_args() -> Result<Args, BoxError> {
                 args.seconds = 1;
                 args.rounds = 1;
                 args.database = "threadline_explore_bench_quick".into();
+                args.drop_after = true;
             }
             "--changes" => args.spec.changes = value()?.parse()?,
             "--transactions" => args.spec.transactions = value()?.parse()?,
             "--samples" => args.samples = value()?.parse()?,
             "--database" => args.database = value()?,
             "--reuse" => args.reuse = true,
+            "--drop" => args.drop_after = true,
             "--capture-cost" => args.capture_cost = true,
             "--seconds" => args.seconds = value()?.parse()?,
             "--rounds" => args.rounds = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
                     "explore_bench [--quick] [--changes N] [--transactions N] [--samples N] \
-                     [--database NAME] [--reuse] [--capture-cost [--seconds S] [--rounds N]]"
+                     [--database NAME] [--reuse] [--drop] [--capture-cost [--seconds S] [--rounds N]]"
                 );
                 std::process::exit(0);
             }
@@ -129,15 +138,13 @@ async fn database(name: &str, fresh: bool) -> Result<PgPool, BoxError> {
             .bind(name)
             .fetch_one(&mut conn)
             .await?;
-    if fresh || !exists {
-        exec(
-            &mut conn,
-            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-        )
-        .await?;
-        exec(&mut conn, &format!("CREATE DATABASE \"{name}\"")).await?;
-    }
     conn.close().await?;
+    if fresh || !exists {
+        drop_database(name).await?;
+        let mut conn = admin()?.connect().await?;
+        exec(&mut conn, &format!("CREATE DATABASE \"{name}\"")).await?;
+        conn.close().await?;
+    }
     Ok(PgPoolOptions::new()
         .max_connections(4)
         .connect_with(admin()?.database(name))
@@ -331,6 +338,20 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         );
     }
     pool.close().await;
+    if args.drop_after {
+        drop_database(&args.database).await?;
+    }
+    Ok(())
+}
+
+async fn drop_database(name: &str) -> Result<(), BoxError> {
+    let mut conn = admin()?.connect().await?;
+    exec(
+        &mut conn,
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )
+    .await?;
+    conn.close().await?;
     Ok(())
 }
 
@@ -356,100 +377,250 @@ const W3: &str = "INSERT INTO posts (title, body, status, author_id, metadata)
     SELECT 'Post ' || g, repeat('lorem ipsum ', 25), 'draft', g % 1000, '{\"tags\": [\"rust\"]}'
     FROM generate_series(1, 1000) AS g";
 
-/// Transactions per second of `statement` (each in its own transaction with an actor).
-async fn tps(conn: &mut PgConnection, statement: &str, seconds: u64) -> Result<f64, BoxError> {
-    let actor = ActorRef::user("u1")?;
+/// Server CPU time of a local backend so far, in microseconds (`/proc/<pid>/stat` utime +
+/// stime at 100 ticks per second); `None` when the server is not on this machine.
+fn backend_cpu_us(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10_000.0)
+}
+
+/// Runs `statement` for `seconds`, each time in its own transaction with the context a web
+/// request sets (an actor and a fresh request id). Returns transactions per second and the
+/// backend's CPU microseconds per transaction.
+async fn measure(
+    conn: &mut PgConnection,
+    statement: &str,
+    seconds: u64,
+) -> Result<(f64, Option<f64>), BoxError> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let cpu_before = backend_cpu_us(pid);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        let mut tx = conn.begin().await?;
-        tx.with_actor(&actor).await?;
+        let mut tx = begin_request(conn, n).await?;
         sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         n += 1;
     }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let tps = n as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(backend_cpu_us(pid))
+        .map(|(before, after)| (after - before) / n as f64);
+    Ok((tps, cpu))
+}
+
+/// One measurement of a variant: W1 and W3 throughput and CPU, index bytes per row after W3.
+struct Sample {
+    w1: (f64, Option<f64>),
+    w3: (f64, Option<f64>),
+    bytes: f64,
+}
+
+/// Installs Threadline on `pool` and creates the audited `posts` table.
+async fn audited_posts(pool: &PgPool, conn: &mut PgConnection) -> Result<(), BoxError> {
+    threadline_sqlx::install(pool, &InstallOptions::default()).await?;
+    exec(conn, POSTS).await?;
+    threadline_sqlx::audit_table(
+        pool,
+        &InstallOptions::default(),
+        &"posts".parse()?,
+        &TableCapture::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Begins a transaction with the context of web request number `n`.
+async fn begin_request(
+    conn: &mut PgConnection,
+    n: u64,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, BoxError> {
+    let mut tx = conn.begin().await?;
+    let ctx = AuditContext::for_actor(ActorRef::user("u1")?).with_request_id(format!("req-{n}"));
+    tx.with_context(&ctx).await?;
+    Ok(tx)
+}
+
+async fn capture_sample(args: &Args, setup: &[String]) -> Result<Sample, BoxError> {
+    let pool = database(&args.database, true).await?;
+    let mut conn = pool.acquire().await?.detach();
+    audited_posts(&pool, &mut conn).await?;
+    for sql in setup {
+        exec(&mut conn, sql).await?;
+    }
+    exec(&mut conn, "SET synchronous_commit = off").await?;
+    let w1 = measure(&mut conn, W1, args.seconds).await?;
+    exec(
+        &mut conn,
+        "TRUNCATE audit_changes, audit_transactions, audit_actions",
+    )
+    .await?;
+    let w3 = measure(&mut conn, W3, args.seconds).await?;
+    exec(&mut conn, "VACUUM ANALYZE audit_changes").await?;
+    let bytes = sqlx::query_scalar::<_, f64>(
+        "SELECT pg_indexes_size('audit_changes')::float8 / greatest(count(*), 1) FROM audit_changes",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    conn.close().await?;
+    pool.close().await;
+    Ok(Sample { w1, w3, bytes })
+}
+
+/// WAL bytes (full-page images excluded) per captured row, by relation, over `txs`
+/// transactions of `statement`, read back with `pg_walinspect` for our own transaction ids.
+async fn wal_per_row(
+    conn: &mut PgConnection,
+    statement: &str,
+    rows_per_tx: f64,
+    txs: usize,
+) -> Result<BTreeMap<String, f64>, BoxError> {
+    let mut total: BTreeMap<String, f64> = BTreeMap::new();
+    for n in 0..txs {
+        let mut tx = begin_request(conn, n as u64).await?;
+        let start: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut *tx)
+            .await?;
+        let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let by_relation: Vec<(String, i64)> = sqlx::query_as(
+            r"SELECT coalesce(c.relname::text, r.resource_manager),
+                     sum(r.record_length - r.fpi_length)::bigint
+              FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) AS r
+              LEFT JOIN pg_class c
+                ON c.relfilenode = (regexp_match(r.block_ref, 'rel \d+/\d+/(\d+)'))[1]::oid
+              WHERE r.xid = ($2 % 4294967296)::text::xid
+              GROUP BY 1",
+        )
+        .bind(start)
+        .bind(xid)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (relation, bytes) in by_relation {
+            *total.entry(relation).or_default() += bytes as f64;
+        }
+    }
+    for bytes in total.values_mut() {
+        *bytes /= rows_per_tx * txs as f64;
+    }
+    Ok(total)
+}
+
+/// Prints the WAL each relation adds per captured row, for W1 and W3 with every index.
+async fn wal_breakdown(args: &Args) -> Result<(), BoxError> {
+    let pool = database(&args.database, true).await?;
+    let mut conn = pool.acquire().await?.detach();
+    if exec(&mut conn, "CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .await
+        .is_err()
+    {
+        println!("(pg_walinspect is not available: no WAL breakdown)");
+        return Ok(());
+    }
+    audited_posts(&pool, &mut conn).await?;
+    wal_per_row(&mut conn, W3, 1000.0, 3).await?; // warm-up: first pages, sequences
+    let w1 = wal_per_row(&mut conn, W1, 1.0, 200).await?;
+    let w3 = wal_per_row(&mut conn, W3, 1000.0, 10).await?;
+    conn.close().await?;
+    pool.close().await;
+    drop_database(&args.database).await?;
+
+    println!("\n## WAL per captured row, by relation (all indexes; full-page images excluded)\n");
+    println!("| relation | W1 bytes per row | W3 bytes per row |\n|---|---:|---:|");
+    let mut relations: Vec<&String> = w1
+        .keys()
+        .chain(w3.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let size = |r: &String| w1.get(r).copied().unwrap_or(0.0);
+    relations.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    for relation in relations {
+        let get = |m: &BTreeMap<String, f64>| m.get(relation).copied().unwrap_or(0.0);
+        println!("| {relation} | {:.0} | {:.0} |", get(&w1), get(&w3));
+    }
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 async fn capture_cost(args: &Args) -> Result<(), BoxError> {
     let pool = database(&args.database, true).await?;
     threadline_sqlx::install(&pool, &InstallOptions::default()).await?;
-    let mut variants = vec![("all indexes".to_owned(), None)];
-    for index in secondary_indexes(&pool).await? {
-        variants.push((format!("without {index}"), Some(index)));
-    }
-    variants.push(("no secondary index".to_owned(), Some("*".to_owned())));
+    let indexes = secondary_indexes(&pool).await?;
     pool.close().await;
-
-    let mut results: Vec<(f64, f64, f64)> = Vec::new();
-    for (name, dropped) in &variants {
-        let mut w1 = Vec::new();
-        let mut w3 = Vec::new();
-        let mut bytes = 0.0;
-        for _ in 0..args.rounds {
-            let pool = database(&args.database, true).await?;
-            threadline_sqlx::install(&pool, &InstallOptions::default()).await?;
-            let mut conn = pool.acquire().await?.detach();
-            exec(&mut conn, POSTS).await?;
-            threadline_sqlx::audit_table(
-                &pool,
-                &InstallOptions::default(),
-                &"posts".parse()?,
-                &TableCapture::default(),
-            )
-            .await?;
-            let drop: Vec<String> = match dropped.as_deref() {
-                None => Vec::new(),
-                Some("*") => secondary_indexes(&pool).await?,
-                Some(index) => vec![index.to_owned()],
-            };
-            for index in drop {
-                exec(&mut conn, &format!("DROP INDEX {index}")).await?;
-            }
-            exec(&mut conn, "SET synchronous_commit = off").await?;
-            w1.push(tps(&mut conn, W1, args.seconds).await?);
-            exec(&mut conn, "TRUNCATE audit_changes, audit_transactions").await?;
-            w3.push(tps(&mut conn, W3, args.seconds).await?);
-            exec(&mut conn, "VACUUM ANALYZE audit_changes").await?;
-            bytes = sqlx::query_scalar::<_, f64>(
-                "SELECT pg_indexes_size('audit_changes')::float8 / greatest(count(*), 1)
-                 FROM audit_changes",
-            )
-            .fetch_one(&mut conn)
-            .await?;
-            conn.close().await?;
-            pool.close().await;
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        results.push((median(&mut w1), median(&mut w3), bytes));
-        eprintln!(
-            "{name}: W1 {:.0} tps, W3 {:.1} tps",
-            results.last().map_or(0.0, |r| r.0),
-            results.last().map_or(0.0, |r| r.1)
-        );
+    // Each variant is the SQL run after install: none, dropping one index, an alternative.
+    let mut variants: Vec<(String, Vec<String>)> = vec![("all indexes".to_owned(), Vec::new())];
+    for index in &indexes {
+        variants.push((
+            format!("without {index}"),
+            vec![format!("DROP INDEX {index}")],
+        ));
     }
+    variants.push((
+        "captured_at index as (captured_at, id), as before".to_owned(),
+        vec![
+            "DROP INDEX audit_changes_captured_at_idx".to_owned(),
+            "CREATE INDEX audit_changes_captured_at_idx ON audit_changes (captured_at, id)"
+                .to_owned(),
+        ],
+    ));
+    variants.push((
+        "no secondary index".to_owned(),
+        indexes.iter().map(|i| format!("DROP INDEX {i}")).collect(),
+    ));
+
+    // Rounds go over every variant in turn, so that load from other processes on the machine
+    // hits all variants alike.
+    let mut samples: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.rounds {
+        for (i, (name, setup)) in variants.iter().enumerate() {
+            let sample = capture_sample(args, setup).await?;
+            eprintln!(
+                "round {round}, {name}: W1 {:.0} tps, W3 {:.1} tps",
+                sample.w1.0, sample.w3.0
+            );
+            samples[i].push(sample);
+        }
+    }
+    drop_database(&args.database).await?;
+
     println!(
-        "## Capture cost of each index ({} rounds x {} s, synchronous_commit = off)\n",
+        "## Capture cost of each index (median of {} rounds x {} s per workload, synchronous_commit = off)\n",
         args.rounds, args.seconds
     );
     println!(
-        "| variant | W1 tps | W1 vs all | W3 tps | W3 vs all | index bytes per row after W3 |\n|---|---:|---:|---:|---:|---:|"
+        "| variant | W1 tps | W1 backend CPU µs/tx | W3 tps | W3 backend CPU ms/tx | index bytes per row after W3 |"
     );
-    let (all1, all3, _) = results[0];
-    for ((name, _), (w1, w3, bytes)) in variants.iter().zip(&results) {
+    println!("|---|---:|---:|---:|---:|---:|");
+    for ((name, _), samples) in variants.iter().zip(&samples) {
+        let pick =
+            |f: &dyn Fn(&Sample) -> Option<f64>| median(samples.iter().filter_map(f).collect());
         println!(
-            "| {name} | {w1:.0} | {:+.1}% | {w3:.1} | {:+.1}% | {bytes:.1} |",
-            (w1 / all1 - 1.0) * 100.0,
-            (w3 / all3 - 1.0) * 100.0
+            "| {name} | {:.0} | {:.0} | {:.1} | {:.2} | {:.1} |",
+            pick(&|s| Some(s.w1.0)),
+            pick(&|s| s.w1.1),
+            pick(&|s| Some(s.w3.0)),
+            pick(&|s| s.w3.1.map(|us| us / 1000.0)),
+            pick(&|s| Some(s.bytes)),
         );
     }
-    Ok(())
+    wal_breakdown(args).await
 }
 
 #[tokio::main]

@@ -330,6 +330,13 @@ async fn fetch_changes(conn: &mut PgConnection, statement: Statement) -> Result<
         .collect::<sqlx::Result<Vec<_>>>()?)
 }
 
+fn column_error(index: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: index.into(),
+        source: Box::new(e),
+    }
+}
+
 /// Maps a row selected with [`query::CHANGE_COLUMNS`].
 pub(crate) fn change_from_row(row: &PgRow) -> sqlx::Result<AuditChange> {
     let op: String = row.try_get("op")?;
@@ -339,10 +346,7 @@ pub(crate) fn change_from_row(row: &PgRow) -> sqlx::Result<AuditChange> {
         table_schema: row.try_get("table_schema")?,
         table_name: row.try_get("table_name")?,
         table_pk: row.try_get("table_pk")?,
-        op: op.parse().map_err(|e| sqlx::Error::ColumnDecode {
-            index: "op".into(),
-            source: Box::new(e),
-        })?,
+        op: op.parse().map_err(|e| column_error("op", e))?,
         data_after: row.try_get("data_after")?,
         data_before: row.try_get("data_before")?,
         changed_fields: row.try_get("changed_fields")?,
