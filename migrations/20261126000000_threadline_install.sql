@@ -82,28 +82,39 @@ DECLARE
     v_meta jsonb;
     v_ip inet;
     v_setting text;
+    v_raw text := NULLIF(current_setting('threadline.actor_ref', true), '');
 BEGIN
     IF split_part(v_cache, ':', 1) = v_txid::text THEN
         RETURN split_part(v_cache, ':', 2)::bigint;
     END IF;
-    BEGIN
-        v_setting := 'threadline.actor_ref';
-        v_actor := NULLIF(current_setting('threadline.actor_ref', true), '')::jsonb;
-        v_setting := 'threadline.meta';
-        v_meta := NULLIF(current_setting('threadline.meta', true), '')::jsonb;
-        v_setting := 'threadline.remote_ip';
-        v_ip := NULLIF(current_setting('threadline.remote_ip', true), '')::inet;
-    EXCEPTION WHEN data_exception THEN
-        RAISE EXCEPTION 'threadline: setting % holds an invalid value: %', v_setting, SQLERRM
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'set threadline.actor_ref to an actor such as {"type":"user","id":"42"}, threadline.meta to JSON and threadline.remote_ip to an IP address, or leave them unset';
-    END;
-    IF v_actor IS NOT NULL AND (jsonb_typeof(v_actor) <> 'object'
-            OR jsonb_typeof(v_actor -> 'type') IS DISTINCT FROM 'string') THEN
-        RAISE EXCEPTION 'threadline: setting threadline.actor_ref must be a JSON object with a string "type", got %',
-                left(v_actor::text, 100)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'use an actor such as {"type":"user","id":"42"}';
+    -- Fast path: no meta or remote_ip, and no actor or one in the canonical form written by
+    -- ActorRef::to_json, which is always valid JSON with a string "type" (no \u escapes).
+    -- Anything else is checked in a block that names the bad setting (a subtransaction).
+    IF NULLIF(current_setting('threadline.meta', true), '') IS NULL
+            AND NULLIF(current_setting('threadline.remote_ip', true), '') IS NULL
+            AND (v_raw IS NULL
+                 OR v_raw ~ '^\{"type":"[a-z_]+"(,"id":"([^"\\\x01-\x1f]|\\["\\/bfnrt])*")?\}$') THEN
+        v_actor := v_raw::jsonb;
+    ELSE
+        BEGIN
+            v_setting := 'threadline.actor_ref';
+            v_actor := v_raw::jsonb;
+            v_setting := 'threadline.meta';
+            v_meta := NULLIF(current_setting('threadline.meta', true), '')::jsonb;
+            v_setting := 'threadline.remote_ip';
+            v_ip := NULLIF(current_setting('threadline.remote_ip', true), '')::inet;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'threadline: setting % holds an invalid value: %', v_setting, SQLERRM
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'set threadline.actor_ref to an actor such as {"type":"user","id":"42"}, threadline.meta to JSON and threadline.remote_ip to an IP address, or leave them unset';
+        END;
+        IF v_actor IS NOT NULL AND (jsonb_typeof(v_actor) <> 'object'
+                OR jsonb_typeof(v_actor -> 'type') IS DISTINCT FROM 'string') THEN
+            RAISE EXCEPTION 'threadline: setting threadline.actor_ref must be a JSON object with a string "type", got %',
+                    left(v_actor::text, 100)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'use an actor such as {"type":"user","id":"42"}';
+        END IF;
     END IF;
     INSERT INTO "public".audit_transactions
         (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta)

@@ -219,3 +219,46 @@ async fn bulk_updates_of_json_columns_are_detected() {
     );
     assert!(u.iter().all(|x| x.3 == ["legacy".to_owned()]));
 }
+
+#[tokio::test]
+async fn actors_are_stored_whether_canonical_or_not() {
+    let db = TestDb::installed().await;
+    items(&db, 0).await;
+    let canonical = threadline_sqlx::ActorRef::user("a\"b\\c é\n")
+        .unwrap()
+        .to_json();
+    for (i, actor) in [
+        canonical.as_str(),
+        r#"{"id": "7", "type": "admin"}"#,
+        r#"{"type":"user","id":"\u00e9"}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut tx = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('threadline.actor_ref', $1, true)")
+            .bind(actor)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO items VALUES ($1, 'x', 0)")
+            .bind(i as i32)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let stored: Value = sqlx::query_scalar(
+            "SELECT t.actor_ref FROM audit_transactions t JOIN audit_changes c
+             ON c.transaction_id = t.id WHERE c.table_pk = jsonb_build_object('id', $1::int)",
+        )
+        .bind(i as i32)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            stored,
+            serde_json::from_str::<Value>(actor).unwrap(),
+            "{actor}"
+        );
+    }
+}
