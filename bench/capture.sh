@@ -23,8 +23,11 @@ Usage: bench/capture.sh [options]
   --workloads "W1 .."   subset of W1 W2 W3 W4 W5 (default all)
   --growth              also run the growth check (W1, W3 at -c 1 with existing changes)
   --growth-only         run only the growth check
-  --growth-rows N       existing changes for the growth check (default 10000000)
-  --prefix NAME         database name prefix (default threadline_bench)
+  --growth-rows N       existing changes for the growth check (default 10000000); the database
+                        with them, threadline_bench_grown_<rows>_<hash>, is kept for later runs
+                        (about 1 KB per change: drop it with dropdb when done)
+  --prefix NAME         prefix of the per-run database names (default threadline_bench_<pid>,
+                        so concurrent runs never share databases)
 
 Overhead = baseline TPS / audited TPS of the same round; the table shows medians over rounds.
 Every audited run checks that audit_changes grew by exactly the rows written and
@@ -40,7 +43,7 @@ WORKLOADS="W1 W2 W3 W4 W5"
 GROWTH=0
 MAIN=1
 GROWTH_ROWS=10000000
-PREFIX=threadline_bench
+PREFIX=threadline_bench_$$
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ROUNDS=1; DURATION=2; WARMUP=1; CONFIGS="1:off 4:off" ;;
@@ -85,8 +88,11 @@ fresh_db() { dropdb --if-exists --force "$1"; createdb -T "$2" "$1"; }
 # --- templates -------------------------------------------------------------------------------
 
 log "building threadline-cli"
+# (A target directory shared with another checkout can swap this binary under the run: use
+# this checkout's own target directory when measuring.)
 cargo build -q -p threadline-cli
-threadline() { cargo run -q -p threadline-cli -- "$@"; }
+BIN="${CARGO_TARGET_DIR:-target}/debug/threadline"
+threadline() { "$BIN" "$@"; }
 
 make_templates() {
     log "creating template databases $BASE_TPL and $AUDITED_TPL"
@@ -264,12 +270,9 @@ print_table() {
 grown_db() {
     local hash db
     hash=$(cat "$WORK/install.sql" "$WORK/capture.sql" | cksum | cut -d' ' -f1)
-    db="${PREFIX}_grown_${GROWTH_ROWS}_${hash}"
+    db="threadline_bench_grown_${GROWTH_ROWS}_${hash}"
     if [ "$(q postgres "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ]; then
         log "building $db ($GROWTH_ROWS existing changes; this takes a while, and is kept for later runs)"
-        for old in $(q postgres "SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX}_grown_%'"); do
-            q postgres "ALTER DATABASE \"$old\" IS_TEMPLATE false"; dropdb --force "$old"
-        done
         createdb -T "$AUDITED_TPL" "${db}_tmp"
         # One transaction per 10 changes, one change per (post, version); post images as captured.
         "${PSQL[@]}" -d "${db}_tmp" <<SQL
