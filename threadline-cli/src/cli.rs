@@ -24,6 +24,9 @@ pub enum Command {
     Retention(RetentionArgs),
     /// Check that every table in `[coverage] expected_tables` is captured (exit 1 if not).
     VerifyCoverage(VerifyCoverageArgs),
+    /// Check the install, indexes, coverage, replica mode, privileges and orphan changes;
+    /// print each finding with its fix (exit 1 on errors).
+    Doctor(DoctorArgs),
 }
 
 /// Where to find the database.
@@ -64,6 +67,21 @@ pub struct VerifyCoverageArgs {
     /// Database, config file and schema.
     #[command(flatten)]
     pub ops: OpsArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+/// `threadline doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The role the application connects as, for the privilege check (default: the role in
+    /// the database URL).
+    #[arg(long)]
+    pub app_role: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,

@@ -9,6 +9,7 @@
 
 mod cli;
 mod config;
+mod doctor;
 mod gen_triggers;
 mod install;
 mod output;
@@ -19,8 +20,8 @@ mod verify_coverage;
 use std::process::ExitCode;
 
 pub use cli::{
-    Cli, Command, DatabaseArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs,
-    ReportFormat, RetentionArgs, RetentionCommand, VerifyCoverageArgs,
+    Cli, Command, DatabaseArgs, DoctorArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs,
+    PurgeArgs, ReportFormat, RetentionArgs, RetentionCommand, VerifyCoverageArgs,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -32,5 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             RetentionCommand::Purge(args) => retention::purge(args).await,
         },
         Command::VerifyCoverage(args) => verify_coverage::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
     }
 }

@@ -68,8 +68,8 @@ fn table(rows: &[TableCoverage]) -> String {
         out.push_str(&format!("{name:<width$}  {}\n", row.status));
     }
     for (name, row) in names.iter().zip(rows) {
-        if let Some(detail) = &row.detail {
-            out.push_str(&format!("{name}: {detail}\n"));
+        if row.status != CoverageStatus::Covered {
+            out.push_str(&format!("{name}: {}\n", row.explain()));
         }
     }
     out

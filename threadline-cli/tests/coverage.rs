@@ -47,7 +47,7 @@ async fn verify_coverage_reports_each_status_and_exits_1_on_violation() {
     );
     assert!(
         lines[6].starts_with(
-            "public.users: no capture triggers; run `threadline gen-triggers --tables public.users`"
+            "public.users: no capture triggers; fix: run `threadline gen-triggers --tables public.users`"
         ),
         "{out}"
     );

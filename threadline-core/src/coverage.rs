@@ -56,17 +56,32 @@ pub struct TableCoverage {
     pub table: TableName,
     /// Its state.
     pub status: CoverageStatus,
-    /// For anything but covered: what is wrong and the fix.
+    /// For anything but covered: what is wrong.
     pub detail: Option<String>,
+    /// For anything but covered: how to fix it.
+    pub fix: Option<String>,
+}
+
+impl TableCoverage {
+    /// `detail; fix: fix` for messages (empty when covered).
+    pub fn explain(&self) -> String {
+        match (&self.detail, &self.fix) {
+            (Some(d), Some(f)) => format!("{d}; fix: {f}"),
+            (Some(d), None) => d.clone(),
+            (None, Some(f)) => format!("fix: {f}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 impl Serialize for TableCoverage {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("TableCoverage", 3)?;
+        let mut s = serializer.serialize_struct("TableCoverage", 4)?;
         s.serialize_field("table", &self.table.display_name())?;
         s.serialize_field("status", &self.status)?;
         s.serialize_field("detail", &self.detail)?;
+        s.serialize_field("fix", &self.fix)?;
         s.end()
     }
 }
@@ -105,10 +120,11 @@ pub fn classify_coverage(
 ) -> TableCoverage {
     let name = table.display_name();
     let regenerate = format!("run `threadline gen-triggers --tables {name}` and apply the SQL");
-    let result = |status, detail: Option<String>| TableCoverage {
+    let result = |status, detail: String, fix: String| TableCoverage {
         table: table.clone(),
         status,
-        detail,
+        detail: Some(detail),
+        fix: Some(fix),
     };
     let ours: Vec<&ObservedTrigger> = triggers
         .iter()
@@ -117,7 +133,8 @@ pub fn classify_coverage(
     if ours.is_empty() {
         return result(
             CoverageStatus::Uncovered,
-            Some(format!("no capture triggers; {regenerate}")),
+            "no capture triggers".to_owned(),
+            regenerate,
         );
     }
     let disabled: Vec<&str> = ours
@@ -132,14 +149,14 @@ pub fn classify_coverage(
             .collect();
         return result(
             CoverageStatus::Disabled,
-            Some(format!(
-                "trigger(s) {} disabled, so changes are not captured; fix: {}",
-                disabled.join(", "),
-                enable.join(" ")
-            )),
+            format!(
+                "trigger(s) {} disabled, so changes are not captured",
+                disabled.join(", ")
+            ),
+            enable.join(" "),
         );
     }
-    let stale = |why: String| result(CoverageStatus::Stale, Some(format!("{why}; {regenerate}")));
+    let stale = |why: String| result(CoverageStatus::Stale, why, regenerate.clone());
     let missing: Vec<&str> = TRIGGER_NAMES
         .iter()
         .copied()
@@ -153,9 +170,10 @@ pub fn classify_coverage(
         Some(Err(e)) => {
             return result(
                 CoverageStatus::Stale,
-                Some(format!(
-                    "capture cannot be regenerated with the current configuration: {e}"
-                )),
+                format!("capture cannot be regenerated with the current configuration: {e}"),
+                format!(
+                    "fix the table or its [capture.tables] section in threadline.toml, then {regenerate}"
+                ),
             );
         }
         None => {
@@ -191,7 +209,12 @@ pub fn classify_coverage(
         };
         return stale(why);
     }
-    result(CoverageStatus::Covered, None)
+    TableCoverage {
+        table: table.clone(),
+        status: CoverageStatus::Covered,
+        detail: None,
+        fix: None,
+    }
 }
 
 /// The expected tables with their status, sorted by name and without duplicates: a table
@@ -200,7 +223,7 @@ pub fn classify_coverage(
 ///
 /// ```
 /// use threadline_core::{CoverageStatus, TableCoverage, check_expected};
-/// let posts = TableCoverage { table: "posts".parse()?, status: CoverageStatus::Covered, detail: None };
+/// let posts = TableCoverage { table: "posts".parse()?, status: CoverageStatus::Covered, detail: None, fix: None };
 /// let check = check_expected(&[posts], &["posts".parse()?, "users".parse()?]);
 /// assert_eq!(check.iter().map(|t| t.status).collect::<Vec<_>>(),
 ///            [CoverageStatus::Covered, CoverageStatus::Missing]);
@@ -216,10 +239,8 @@ pub fn check_expected(coverage: &[TableCoverage], expected: &[TableName]) -> Vec
             None => TableCoverage {
                 table: table.clone(),
                 status: CoverageStatus::Missing,
-                detail: Some(format!(
-                    "table {} does not exist; create it, or fix the name in [coverage] expected_tables",
-                    table.display_name()
-                )),
+                detail: Some(format!("table {} does not exist", table.display_name())),
+                fix: Some("create it, or fix the name in [coverage] expected_tables".to_owned()),
             },
         };
         out.insert(table.display_name(), entry);
@@ -277,7 +298,7 @@ mod tests {
         one_off[1].enabled = 'D';
         let c = status(&one_off, &current);
         assert_eq!(c.status, CoverageStatus::Disabled);
-        let detail = c.detail.unwrap();
+        let detail = c.explain();
         assert!(
             detail.contains(
                 "ALTER TABLE \"public\".\"posts\" ENABLE TRIGGER threadline_capture_update;"
@@ -291,8 +312,7 @@ mod tests {
         let c = status(&triggers(&current, 'O'), &masked);
         assert_eq!(c.status, CoverageStatus::Stale);
         assert!(
-            c.detail
-                .unwrap()
+            c.explain()
                 .contains("threadline gen-triggers --tables public.posts")
         );
 
@@ -300,26 +320,20 @@ mod tests {
         partial.retain(|t| t.name != "threadline_capture_delete");
         let c = status(&partial, &current);
         assert_eq!(c.status, CoverageStatus::Stale);
-        assert!(
-            c.detail
-                .unwrap()
-                .contains("threadline_capture_delete missing")
-        );
+        assert!(c.explain().contains("threadline_capture_delete missing"));
 
         let mut old = triggers(&current, 'O');
         old.iter_mut()
             .for_each(|t| t.function_comment = Some("threadline:capture:v0:1".into()));
         assert!(
             status(&old, &current)
-                .detail
-                .unwrap()
+                .explain()
                 .contains("another generator version")
         );
         old.iter_mut().for_each(|t| t.function_comment = None);
         assert!(
             status(&old, &current)
-                .detail
-                .unwrap()
+                .explain()
                 .contains("no generator stamp")
         );
 
@@ -327,15 +341,14 @@ mod tests {
         elsewhere[0].function_name = "my_audit".into();
         assert!(
             status(&elsewhere, &current)
-                .detail
-                .unwrap()
+                .explain()
                 .contains("runs \"public\".\"my_audit\"")
         );
 
         let err = CaptureError::NoPrimaryKey("public.posts".into());
         let c = classify_coverage(&table, &triggers(&current, 'O'), Some(Err(&err)));
         assert_eq!(c.status, CoverageStatus::Stale);
-        assert!(c.detail.unwrap().contains("has no primary key"));
+        assert!(c.explain().contains("has no primary key"));
     }
 
     #[test]
@@ -344,6 +357,7 @@ mod tests {
             table: name.parse().unwrap(),
             status,
             detail: None,
+            fix: None,
         };
         let coverage = [
             c("b", CoverageStatus::Stale),
@@ -367,17 +381,11 @@ mod tests {
                 ("x.y".to_owned(), CoverageStatus::Missing),
             ]
         );
-        assert!(
-            check[2]
-                .detail
-                .as_deref()
-                .unwrap()
-                .contains("does not exist")
-        );
+        assert!(check[2].explain().contains("does not exist"));
         let json = serde_json::to_value(&check[0]).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"table": "public.a", "status": "covered", "detail": null})
+            serde_json::json!({"table": "public.a", "status": "covered", "detail": null, "fix": null})
         );
     }
 }

@@ -30,6 +30,7 @@ mod config;
 mod context;
 mod coverage;
 mod diff;
+mod doctor;
 mod error;
 mod headers;
 mod ident;
@@ -46,6 +47,7 @@ pub use coverage::{
     CoverageStatus, ObservedTrigger, TableCoverage, check_expected, classify_coverage,
 };
 pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with};
+pub use doctor::{Finding, InstallManifest, Severity};
 pub use error::Error;
 pub use headers::{
     CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,

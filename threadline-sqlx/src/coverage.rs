@@ -148,7 +148,7 @@ pub async fn assert_capture_ready(
         Some(t) => Err(Error::NotCaptureReady {
             table: table.display_name(),
             status: t.status,
-            detail: t.detail.unwrap_or_default(),
+            detail: t.explain(),
         }),
         None => Err(Error::TableNotFound(table.display_name())),
     }

@@ -27,6 +27,7 @@
 mod action;
 mod context;
 mod coverage;
+mod doctor;
 mod error;
 mod install;
 mod pooling;
@@ -41,6 +42,7 @@ pub use action::{
 };
 pub use context::{PoolExt, TransactionExt};
 pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
+pub use doctor::{DoctorOptions, doctor};
 pub use error::{Error, Result};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use pooling::{named_statements, set_named_statements};
@@ -54,6 +56,6 @@ pub use threadline_core::query::{
 };
 pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    Config, CoverageStatus, DiffValue, FieldDiff, Ident, InstallOptions, JobContext,
-    RetentionPolicy, TableCapture, TableCoverage, TableName, change_diff,
+    Config, CoverageStatus, DiffValue, FieldDiff, Finding, Ident, InstallOptions, JobContext,
+    RetentionPolicy, Severity, TableCapture, TableCoverage, TableName, change_diff,
 };

@@ -85,9 +85,7 @@ async fn every_table_gets_its_status() {
             .iter()
             .find(|c| c.table.display_name() == name)
             .unwrap()
-            .detail
-            .clone()
-            .unwrap()
+            .explain()
     };
     assert!(
         detail("public.orders").contains("differs from what the current generator"),

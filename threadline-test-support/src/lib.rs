@@ -94,30 +94,69 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime, which is blocked while we wait here, so the
         // pool cannot be closed gracefully: `WITH (FORCE)` ends its connections server-side.
-        // The statement runs on a private runtime on a helper thread.
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        admin_exec_blocking(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// Runs one statement on the admin connection from a private runtime on a helper thread
+/// (usable from `Drop` inside a test's runtime), ignoring errors.
+fn admin_exec_blocking(sql: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let Ok(admin) = server_url().parse::<PgConnectOptions>() else {
                 return;
             };
-            rt.block_on(async move {
-                let Ok(admin) = server_url().parse::<PgConnectOptions>() else {
-                    return;
-                };
-                if let Ok(mut conn) = admin.connect().await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
+            if let Ok(mut conn) = admin.connect().await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
+                let _ = conn.close().await;
+            }
+        });
+    })
+    .join();
+}
+
+/// A role created for one test, dropped when this value is dropped. Declare it before the
+/// [`TestDb`]s that grant it privileges, so they are dropped first.
+pub struct TestRole {
+    /// The role's name (unique to this test run).
+    pub name: String,
+}
+
+impl TestRole {
+    /// Creates `threadline_role_<pid>_<n>` with `attributes` (e.g. `LOGIN`).
+    pub async fn new(attributes: &str) -> Self {
+        let name = format!(
+            "threadline_role_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin: PgConnectOptions = server_url().parse().expect("valid DATABASE_URL");
+        let mut conn = admin.connect().await.expect("connect to the test server");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE \"{name}\" {attributes}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create test role");
+        conn.close().await.ok();
+        Self { name }
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        admin_exec_blocking(format!("DROP ROLE IF EXISTS \"{}\"", self.name));
     }
 }
 
