@@ -24,8 +24,8 @@ pub struct Seeded {
 }
 
 async fn write(db: &TestDb, ctx: AuditContext, sql: &str, action: Option<&str>) -> i64 {
-    // Keeps the seeded transactions apart in time, so "as of" tests can pick a moment
-    // between two of them at the millisecond precision of a time field.
+    // Keeps the seeded transactions apart in time, so the "as of" test can pick a moment
+    // a millisecond before one of them that is still after the one before it.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let mut tx = db.pool.begin().await.unwrap();
     tx.with_context(&ctx).await.unwrap();
