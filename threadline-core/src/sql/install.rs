@@ -167,7 +167,7 @@ BEGIN
             v_meta := NULLIF(current_setting('threadline.meta', true), '')::jsonb;
             v_setting := 'threadline.remote_ip';
             v_ip := NULLIF(current_setting('threadline.remote_ip', true), '')::inet;
-        EXCEPTION WHEN data_exception THEN
+        EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
             RAISE EXCEPTION 'threadline: setting % holds an invalid value: %', v_setting, SQLERRM
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'set threadline.actor_ref to an actor such as {"type":"user","id":"42"}, threadline.meta to JSON and threadline.remote_ip to an IP address, or leave them unset';
@@ -179,6 +179,13 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'use an actor such as {"type":"user","id":"42"}';
         END IF;
+    END IF;
+    -- Bounded so that the actor index can hold it (a btree entry must fit in a third of a page).
+    IF octet_length(v_actor::text) > 2048 THEN
+        RAISE EXCEPTION 'threadline: setting threadline.actor_ref is % bytes; the limit is 2048',
+                octet_length(v_actor::text)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'keep the actor to its type and id (ids are at most 256 bytes); put other details in threadline.meta';
     END IF;
     INSERT INTO @S.audit_transactions
         (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta)
