@@ -56,6 +56,7 @@ pub use threadline_core::query::{
 };
 pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    Config, CoverageStatus, DiffValue, FieldDiff, Finding, Ident, InstallOptions, JobContext,
-    RetentionPolicy, Severity, TableCapture, TableCoverage, TableName, change_diff,
+    Config, CoverageStatus, DiffOptions, DiffValue, FieldDiff, Finding, Ident, InstallOptions,
+    JobContext, RetentionPolicy, Severity, TableCapture, TableCoverage, TableName, change_diff,
+    change_diff_with,
 };
