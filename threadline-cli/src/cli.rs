@@ -27,6 +27,10 @@ pub enum Command {
     /// Check the install, indexes, coverage, replica mode, privileges and orphan changes;
     /// print each finding with its fix (exit 1 on errors).
     Doctor(DoctorArgs),
+    /// Brownfield cutover: print the steps, or check that a table is capture-ready.
+    Continuity(ContinuityArgs),
+    /// Record every existing row of a table as an `op = 'snapshot'` change (a baseline).
+    Snapshot(SnapshotArgs),
 }
 
 /// Where to find the database.
@@ -85,6 +89,35 @@ pub struct DoctorArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
+}
+
+/// `threadline continuity`.
+#[derive(Debug, Clone, Args)]
+pub struct ContinuityArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Print the cutover steps only (no database needed).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check that this table exists and its capture is installed, enabled and current.
+    #[arg(long)]
+    pub table: Option<String>,
+}
+
+/// `threadline snapshot`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The table (`table` or `schema.table`); it must be capture-ready.
+    #[arg(long)]
+    pub table: String,
+    /// Rows per batch; each batch is one short transaction.
+    #[arg(long, default_value_t = threadline_sqlx::DEFAULT_SNAPSHOT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
 }
 
 /// `threadline retention`.

@@ -9,6 +9,7 @@
 
 mod cli;
 mod config;
+mod continuity;
 mod doctor;
 mod gen_triggers;
 mod install;
@@ -20,8 +21,9 @@ mod verify_coverage;
 use std::process::ExitCode;
 
 pub use cli::{
-    Cli, Command, DatabaseArgs, DoctorArgs, GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs,
-    PurgeArgs, ReportFormat, RetentionArgs, RetentionCommand, VerifyCoverageArgs,
+    Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, GenTriggersArgs, HardeningArgs,
+    InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs, RetentionCommand, SnapshotArgs,
+    VerifyCoverageArgs,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -34,5 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::VerifyCoverage(args) => verify_coverage::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Continuity(args) => continuity::run(args).await,
+        Command::Snapshot(args) => continuity::snapshot(args).await,
     }
 }

@@ -28,6 +28,7 @@ mod actor;
 mod audit;
 mod config;
 mod context;
+mod continuity;
 mod coverage;
 mod diff;
 mod doctor;
@@ -43,6 +44,7 @@ pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
 pub use audit::{AuditChange, AuditTransaction, ChangeOp, UnknownOp};
 pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
 pub use context::{AuditContext, JobContext, settings};
+pub use continuity::cutover_steps;
 pub use coverage::{
     CoverageStatus, ObservedTrigger, TableCoverage, check_expected, classify_coverage,
 };

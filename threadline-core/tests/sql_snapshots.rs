@@ -114,3 +114,16 @@ fn hardened_capture_sql_snapshot() {
     );
     insta::assert_snapshot!("capture_hardened", hardened.sql());
 }
+
+#[test]
+fn snapshot_batch_sql_snapshot_composite_key_with_redaction() {
+    let plan = CapturePlan::new(
+        &InstallOptions::default(),
+        r#"Sales."Order Lines""#.parse().unwrap(),
+        Some(vec![ident("tenant_id"), ident("sku")]),
+        None,
+        &TableCapture::default().exclude(["cost"]).mask(["note"]),
+    )
+    .unwrap();
+    insta::assert_snapshot!("snapshot_composite", plan.snapshot_batch_sql());
+}

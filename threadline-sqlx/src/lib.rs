@@ -32,6 +32,7 @@ mod error;
 mod install;
 mod pooling;
 mod retention;
+mod snapshot;
 mod sql;
 mod threadline;
 
@@ -50,6 +51,7 @@ pub use retention::{
     DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
     purge, purge_with_progress,
 };
+pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, TransactionDetail};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,

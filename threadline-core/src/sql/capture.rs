@@ -325,32 +325,9 @@ END
             )
         };
         let shape_ok = |image: &str| format!("({image} ?& {required} OR {})", check(image));
-        let placeholder = format!("to_jsonb({}::text)", quote_literal(&p.placeholder));
-        let redact = |image: &str| {
-            let mut expr = if p.exclude.is_empty() {
-                image.to_owned()
-            } else {
-                format!("({image} - {})", text_array(p.exclude.iter()))
-            };
-            for m in &p.mask {
-                expr = format!(
-                    "jsonb_set({expr}, {}, {placeholder}, false)",
-                    text_array(std::iter::once(m))
-                );
-            }
-            expr
-        };
-        let pk = |image: &str| {
-            let pairs: Vec<String> = self
-                .key
-                .iter()
-                .map(|k| {
-                    let k = quote_literal(k.as_str());
-                    format!("{k}, {image} -> {k}")
-                })
-                .collect();
-            format!("jsonb_build_object({})", pairs.join(", "))
-        };
+        let placeholder = self.placeholder_expr();
+        let redact = |image: &str| self.redact_expr(image);
+        let pk = |image: &str| self.key_expr(image);
         let changed = |new: &str, old: &str| self.changed_fields_expr(new, old);
         let changed_from = |old: &str, fields: &str| {
             if !p.store_changed_from {
@@ -486,6 +463,51 @@ END
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\nLANGUAGE plpgsql AS {tag}\n{body}{tag};\n",
             self.function_name()
         )
+    }
+
+    /// The audit schema.
+    pub(crate) fn schema(&self) -> &Ident {
+        &self.schema
+    }
+
+    /// The mask placeholder as a `jsonb` expression.
+    fn placeholder_expr(&self) -> String {
+        format!(
+            "to_jsonb({}::text)",
+            quote_literal(&self.policy.placeholder)
+        )
+    }
+
+    /// The redacted image of the `jsonb` row image `image`: excluded columns removed, masked
+    /// ones replaced by the placeholder (the expression every captured image goes through).
+    pub(crate) fn redact_expr(&self, image: &str) -> String {
+        let p = &self.policy;
+        let mut expr = if p.exclude.is_empty() {
+            image.to_owned()
+        } else {
+            format!("({image} - {})", text_array(p.exclude.iter()))
+        };
+        let placeholder = self.placeholder_expr();
+        for m in &p.mask {
+            expr = format!(
+                "jsonb_set({expr}, {}, {placeholder}, false)",
+                text_array(std::iter::once(m))
+            );
+        }
+        expr
+    }
+
+    /// The `table_pk` object of the `jsonb` row image `image`.
+    pub(crate) fn key_expr(&self, image: &str) -> String {
+        let pairs: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| {
+                let k = quote_literal(k.as_str());
+                format!("{k}, {image} -> {k}")
+            })
+            .collect();
+        format!("jsonb_build_object({})", pairs.join(", "))
     }
 
     /// A `text[]` expression: the sorted names of the compared columns whose values differ

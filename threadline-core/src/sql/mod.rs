@@ -6,6 +6,7 @@
 mod capture;
 mod harden;
 mod install;
+mod snapshot;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
 pub use harden::PINNED_SEARCH_PATH;
