@@ -313,27 +313,6 @@ pub(crate) async fn insert_action(
     Ok(action)
 }
 
-/// Records a standalone action (not inside a transaction) in the audit schema of `install`.
-/// Set [`ActionOptions::transaction_id`] to link it to changes that already committed.
-///
-/// ```no_run
-/// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
-/// use threadline_sqlx::{ActionOptions, ActorRef, InstallOptions, record_standalone_action};
-/// let actor = ActorRef::user("42")?;
-/// record_standalone_action(&pool, &InstallOptions::default(), "report.exported", &actor, ActionOptions::new()).await?;
-/// # Ok(()) }
-/// ```
-pub async fn record_standalone_action(
-    pool: &sqlx::PgPool,
-    install: &threadline_core::InstallOptions,
-    name: &str,
-    actor: &ActorRef,
-    options: ActionOptions,
-) -> Result<AuditAction> {
-    let mut conn = pool.acquire().await?;
-    insert_action(&mut conn, &install.schema, name, actor, &options, false).await
-}
-
 /// Records the action of a web request after its handler ran: the request's actor (anonymous
 /// when none), request id and correlation id, the handler's outcome, and the audit
 /// transaction its writes committed in (when known). Used by `#[audited]`.
@@ -347,8 +326,9 @@ pub async fn record_request_action(
     let actor = ctx.actor.clone().unwrap_or_else(ActorRef::anonymous);
     let mut options = ActionOptions::from_context(ctx).status(status);
     options.transaction_id = transaction_id;
-    let install = threadline_core::InstallOptions::default();
-    record_standalone_action(pool, &install, name, &actor, options).await
+    crate::Threadline::new(pool.clone())
+        .record_action(name, &actor, options)
+        .await
 }
 
 /// The `audit_transactions` id of the current transaction, if it has captured a change yet.

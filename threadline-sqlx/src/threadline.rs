@@ -214,9 +214,10 @@ impl Threadline {
         }))
     }
 
-    /// Records an action outside any transaction (not linked to changes). Inside a
+    /// Records an action outside any transaction. Set
+    /// [`ActionOptions::transaction_id`] to link it to changes that already committed; inside a
     /// transaction, use [`TransactionExt::record_action`](crate::TransactionExt::record_action)
-    /// so that the action links to the changes it caused.
+    /// so that the action links to the changes it is causing.
     pub async fn record_action(
         &self,
         name: &str,
