@@ -31,6 +31,8 @@ pub enum Command {
     Continuity(ContinuityArgs),
     /// Record every existing row of a table as an `op = 'snapshot'` change (a baseline).
     Snapshot(SnapshotArgs),
+    /// Export changes (with their transaction and actions) as CSV, JSON or NDJSON.
+    Export(ExportArgs),
 }
 
 /// Where to find the database.
@@ -118,6 +120,63 @@ pub struct SnapshotArgs {
     #[arg(long, default_value_t = threadline_sqlx::DEFAULT_SNAPSHOT_BATCH_SIZE,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch_size: u32,
+}
+
+/// Export encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormatArg {
+    /// RFC 4180 CSV with a fixed header; JSON cells hold JSON.
+    Csv,
+    /// One JSON document `{"changes":[...],"format_version":1,"generated_at":"..."}`.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// `threadline export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Encoding.
+    #[arg(long, value_enum, required_unless_present = "dry_run")]
+    pub format: Option<ExportFormatArg>,
+    /// Write to this file (through a temporary file and a rename); default stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Only changes of this table (`table` or `schema.table`).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Only changes captured at or after this time: ISO 8601 with an offset
+    /// (`2026-01-31T12:00:00Z`, `...+02:00`) or a date (`2026-01-31`, from its start in UTC).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only changes captured at or before this time (a date means through its end in UTC).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only changes made by this actor: `TYPE:ID` such as `user:42`, or `anonymous`.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only changes of transactions with this correlation id.
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Only changes of transactions with this request id.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Only changes with this operation: insert, update, delete or snapshot.
+    #[arg(long)]
+    pub op: Option<String>,
+    /// At most this many changes, newest first (default 10000).
+    #[arg(long, conflicts_with = "all",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_rows: Option<u64>,
+    /// Every matching change, streamed page by page (memory stays flat).
+    #[arg(long)]
+    pub all: bool,
+    /// Print how many changes match, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `threadline retention`.

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod continuity;
 mod doctor;
+mod export;
 mod gen_triggers;
 mod install;
 mod output;
@@ -21,9 +22,9 @@ mod verify_coverage;
 use std::process::ExitCode;
 
 pub use cli::{
-    Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, GenTriggersArgs, HardeningArgs,
-    InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs, RetentionCommand, SnapshotArgs,
-    VerifyCoverageArgs,
+    Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, ExportArgs, ExportFormatArg,
+    GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
+    RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -38,5 +39,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Continuity(args) => continuity::run(args).await,
         Command::Snapshot(args) => continuity::snapshot(args).await,
+        Command::Export(args) => export::run(args).await,
     }
 }

@@ -38,22 +38,56 @@ pub fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
 /// so a failure never leaves a partial file. Creates the directory when missing.
 pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "cannot create directory {}; check the path and permissions",
-            dir.display()
-        )
-    })?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write to {}; check permissions", dir.display()))?;
-    tmp.write_all(contents.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
+    let mut file = AtomicFile::create(path)?;
+    file.file()
+        .write_all(contents.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(())
+    file.commit()
+}
+
+/// A file written through a temporary file next to it: [`commit`](Self::commit) renames it
+/// into place; dropping it uncommitted removes it, so a failure never leaves a partial file.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`, creating its directory when missing.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create directory {}; check the path and permissions",
+                dir.display()
+            )
+        })?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("cannot write to {}; check permissions", dir.display()))?;
+        Ok(Self {
+            tmp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The temporary file, to write to.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Syncs the data and renames the file into place.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let path = self.path;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.tmp
+            .persist(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(())
+    }
 }

@@ -33,6 +33,7 @@ mod coverage;
 mod diff;
 mod doctor;
 mod error;
+mod export;
 mod headers;
 mod ident;
 pub mod query;
@@ -51,6 +52,10 @@ pub use coverage::{
 pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with};
 pub use doctor::{Finding, InstallManifest, Severity};
 pub use error::Error;
+pub use export::{
+    CSV_HEADER, EXPORT_FORMAT_VERSION, ExportAction, ExportFormat, ExportRecord, ExportWriter,
+    canonical_json, encode_export, export_timestamp,
+};
 pub use headers::{
     CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,
     FORWARDED_FOR_HEADER, HeaderConfigError, IpNetwork, MAX_HEADER_VALUE_BYTES, REQUEST_ID_HEADER,

@@ -256,21 +256,22 @@ macro_rules! action_columns {
     };
 }
 
-/// The actions linked to one audited transaction, in the order they were recorded.
+/// The actions linked to the audited transactions `ids`, by transaction, in the order they
+/// were recorded.
 pub(crate) async fn transaction_actions(
     conn: &mut sqlx::PgConnection,
     schema: &threadline_core::Ident,
-    transaction_id: i64,
+    ids: &[i64],
 ) -> Result<Vec<AuditAction>> {
     const SQL: &str = concat!(
         "SELECT ",
         action_columns!(),
-        " FROM @S.audit_actions WHERE transaction_id = $1 ORDER BY inserted_at, id"
+        " FROM @S.audit_actions WHERE transaction_id = ANY ($1) ORDER BY transaction_id, inserted_at, id"
     );
     Ok(
         sqlx::query_as::<_, AuditAction>(crate::sql::in_schema(SQL, schema))
             .persistent(crate::named_statements())
-            .bind(transaction_id)
+            .bind(ids)
             .fetch_all(conn)
             .await?,
     )

@@ -29,6 +29,7 @@ mod context;
 mod coverage;
 mod doctor;
 mod error;
+mod export;
 mod install;
 mod pooling;
 mod retention;
@@ -44,6 +45,9 @@ pub use context::{PoolExt, TransactionExt};
 pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
 pub use doctor::{DoctorOptions, doctor};
 pub use error::{Error, Result};
+pub use export::{
+    DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,
+};
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use pooling::{named_statements, set_named_statements};
 pub use retention::{
@@ -56,8 +60,8 @@ pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
 };
 pub use threadline_core::{
-    ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CapturePlan, ChangeOp,
-    Config, CoverageStatus, DiffOptions, DiffValue, FieldDiff, Finding, Ident, InstallOptions,
-    JobContext, RetentionPolicy, Severity, TableCapture, TableCoverage, TableName, change_diff,
-    change_diff_with,
+    ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CSV_HEADER, CapturePlan,
+    ChangeOp, Config, CoverageStatus, DiffOptions, DiffValue, ExportAction, ExportFormat,
+    ExportRecord, FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity,
+    TableCapture, TableCoverage, TableName, change_diff, change_diff_with,
 };

@@ -205,7 +205,7 @@ impl Threadline {
         let transaction = transaction_from_row(&row)?;
         let changes =
             fetch_changes(&mut conn, query::transaction_changes(&self.schema, id)).await?;
-        let actions = transaction_actions(&mut conn, &self.schema, id).await?;
+        let actions = transaction_actions(&mut conn, &self.schema, &[id]).await?;
         conn.finish().await?;
         Ok(Some(TransactionDetail {
             transaction,
@@ -233,7 +233,7 @@ impl Threadline {
     /// A connection for one method call: a plain pooled connection, or a transaction when named
     /// statements are off (behind PgBouncer, an unnamed statement must run inside one; see
     /// [`set_named_statements`](crate::set_named_statements)).
-    async fn conn(&self) -> Result<Conn> {
+    pub(crate) async fn conn(&self) -> Result<Conn> {
         Ok(if crate::named_statements() {
             Conn::Plain(self.pool.acquire().await?)
         } else {
@@ -270,14 +270,14 @@ impl Threadline {
 }
 
 /// The connection of one method call (see [`Threadline::conn`]).
-enum Conn {
+pub(crate) enum Conn {
     Plain(PoolConnection<Postgres>),
     Transaction(Transaction<'static, Postgres>),
 }
 
 impl Conn {
     /// Ends the call (commits its transaction, if any).
-    async fn finish(self) -> Result<()> {
+    pub(crate) async fn finish(self) -> Result<()> {
         if let Conn::Transaction(tx) = self {
             tx.commit().await?;
         }
@@ -306,7 +306,7 @@ impl DerefMut for Conn {
 }
 
 /// Binds a core statement's parameters.
-fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+pub(crate) fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> {
     let mut query =
         sqlx::query(sql::generated(statement.sql.clone())).persistent(crate::named_statements());
     for param in &statement.params {
@@ -323,7 +323,10 @@ fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> 
     query
 }
 
-async fn fetch_changes(conn: &mut PgConnection, statement: Statement) -> Result<Vec<AuditChange>> {
+pub(crate) async fn fetch_changes(
+    conn: &mut PgConnection,
+    statement: Statement,
+) -> Result<Vec<AuditChange>> {
     let rows = bind(&statement).fetch_all(&mut *conn).await?;
     Ok(rows
         .iter()
