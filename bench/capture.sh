@@ -256,11 +256,13 @@ print_table() {
                 "$(field ratio "$w" "$clients" "$sync" | paste -sd' ')"
         done
     done
-    awk -F'\t' '$1 == "bytes" {print $4}' "$RESULTS" | median | {
-        read -r m
-        [ "$m" != - ] && echo && echo "Audit bytes per captured row after W3 (audit_changes + audit_transactions, table + indexes + TOAST): median $m"
-    }
-    true
+    echo
+    echo "Audit bytes per captured row after W3 (audit_changes + audit_transactions, table + indexes + TOAST):"
+    for cfg in $CONFIGS; do
+        clients=${cfg%%:*} sync=${cfg##*:}
+        awk -F'\t' -v c="$clients" -v s="$sync" '$1 == "bytes" && $2 == c && $3 == s {print $4}' "$RESULTS" |
+            median | { read -r m; [ "$m" = - ] || echo "- clients $clients, synchronous_commit $sync: median $m"; }
+    done
 }
 
 # --- growth check ----------------------------------------------------------------------------
