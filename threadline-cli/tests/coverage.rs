@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{audit, config, run, threadline, threadline_on};
+use support::{config, run, threadline, threadline_on};
 use threadline_sqlx::TableCapture;
 use threadline_test_support::TestDb;
 
@@ -13,7 +13,7 @@ async fn verify_coverage_reports_each_status_and_exits_1_on_violation() {
         "CREATE TABLE posts (id bigint PRIMARY KEY); CREATE TABLE users (id bigint PRIMARY KEY);",
     )
     .await;
-    audit(&db, "posts", &TableCapture::default()).await;
+    db.audit("posts", &TableCapture::default()).await;
     let dir = tempfile::tempdir().unwrap();
 
     config(dir.path(), "[coverage]\nexpected_tables = [\"posts\"]\n");
@@ -90,7 +90,7 @@ async fn verify_coverage_stale_after_a_config_change() {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE users (id bigint PRIMARY KEY, email text)")
         .await;
-    audit(&db, "users", &TableCapture::default()).await;
+    db.audit("users", &TableCapture::default()).await;
     let dir = tempfile::tempdir().unwrap();
     config(
         dir.path(),
@@ -99,7 +99,8 @@ async fn verify_coverage_stale_after_a_config_change() {
     let (code, out, _) = run(threadline_on(&db, dir.path()).arg("verify-coverage"));
     assert_eq!(code, 1);
     assert!(out.contains("public.users  stale\n"), "{out}");
-    audit(&db, "users", &TableCapture::default().mask(["email"])).await;
+    db.audit("users", &TableCapture::default().mask(["email"]))
+        .await;
     let (code, out, _) = run(threadline_on(&db, dir.path()).arg("verify-coverage"));
     assert_eq!(code, 0, "{out}");
 }

@@ -1,7 +1,7 @@
 //! Coverage on the real PostgreSQL: every status, expected tables, capture readiness.
 
 use threadline_sqlx::{
-    Config, CoverageStatus, Error, InstallOptions, TableCapture, assert_capture_ready, audit_table,
+    Config, CoverageStatus, Error, InstallOptions, TableCapture, assert_capture_ready,
     trigger_coverage, verify_coverage,
 };
 use threadline_test_support::TestDb;
@@ -36,14 +36,7 @@ async fn setup() -> (TestDb, Config) {
         "billing.invoices",
         "events",
     ] {
-        audit_table(
-            &db.pool,
-            &InstallOptions::default(),
-            &t.parse().unwrap(),
-            &TableCapture::default(),
-        )
-        .await
-        .unwrap();
+        db.audit(t, &TableCapture::default()).await;
     }
     db.exec("ALTER TABLE users DISABLE TRIGGER threadline_capture_update")
         .await;
@@ -111,14 +104,8 @@ async fn every_table_gets_its_status() {
     );
 
     // Regenerating with the configured policy makes it current.
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"orders".parse().unwrap(),
-        &config.table_policy(&"orders".parse().unwrap()),
-    )
-    .await
-    .unwrap();
+    db.audit("orders", &config.table_policy(&"orders".parse().unwrap()))
+        .await;
     let again = trigger_coverage(&db.pool, &InstallOptions::default(), &config)
         .await
         .unwrap();

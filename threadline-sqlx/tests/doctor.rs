@@ -2,8 +2,7 @@
 
 use sqlx::PgPool;
 use threadline_sqlx::{
-    Config, DoctorOptions, Finding, Ident, InstallOptions, Severity, TableCapture, audit_table,
-    doctor,
+    Config, DoctorOptions, Finding, Ident, InstallOptions, Severity, TableCapture, doctor,
 };
 use threadline_test_support::{TestDb, TestRole};
 
@@ -11,14 +10,7 @@ async fn setup() -> TestDb {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE posts (id bigint PRIMARY KEY, title text)")
         .await;
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"posts".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("posts", &TableCapture::default()).await;
     db
 }
 
@@ -164,14 +156,7 @@ async fn coverage_findings() {
         "CREATE TABLE users (id bigint PRIMARY KEY); CREATE TABLE tags (id bigint PRIMARY KEY);",
     )
     .await;
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"tags".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("tags", &TableCapture::default()).await;
     db.exec("ALTER TABLE tags DISABLE TRIGGER threadline_capture_insert")
         .await;
 

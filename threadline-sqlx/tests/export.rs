@@ -4,8 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use threadline_sqlx::{
-    ActionOptions, ActorRef, AuditContext, ChangeOp, Error, ExportOptions, InstallOptions, PoolExt,
-    TableCapture, Threadline, TimelineFilter, TransactionExt, audit_table,
+    ActionOptions, ActorRef, AuditContext, ChangeOp, Error, ExportOptions, PoolExt, TableCapture,
+    Threadline, TimelineFilter, TransactionExt,
 };
 use threadline_test_support::TestDb;
 
@@ -20,14 +20,7 @@ async fn trail() -> (TestDb, Threadline) {
     db.exec("CREATE TABLE posts (id bigint PRIMARY KEY, title text); CREATE TABLE tags (id bigint PRIMARY KEY, name text);")
         .await;
     for t in ["posts", "tags"] {
-        audit_table(
-            &db.pool,
-            &InstallOptions::default(),
-            &t.parse().unwrap(),
-            &TableCapture::default(),
-        )
-        .await
-        .unwrap();
+        db.audit(t, &TableCapture::default()).await;
     }
     let ctx = |user: &str, req: &str, corr: Option<&str>| {
         let mut c = AuditContext::for_actor(ActorRef::user(user).unwrap()).with_request_id(req);
@@ -314,14 +307,7 @@ async fn every_filter_selects_what_timeline_selects() {
 async fn the_stream_reads_every_change_once_across_pages() {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE items (id bigint PRIMARY KEY)").await;
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"items".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("items", &TableCapture::default()).await;
     // 2,500 changes in one statement share one transaction (and many share a timestamp).
     db.exec("INSERT INTO items SELECT generate_series(1, 2500)")
         .await;

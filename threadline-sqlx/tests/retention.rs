@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 use threadline_sqlx::{
     ActionOptions, ActorRef, Error, InstallOptions, PoolExt, PurgeOptions, RetentionPolicy,
-    TableCapture, TransactionExt, audit_table, purge, purge_with_progress,
+    TableCapture, TransactionExt, purge, purge_with_progress,
 };
 use threadline_test_support::TestDb;
 
@@ -17,14 +17,7 @@ async fn setup() -> TestDb {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE items (id bigint PRIMARY KEY, v text)")
         .await;
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"items".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("items", &TableCapture::default()).await;
     db
 }
 
@@ -67,6 +60,21 @@ async fn scalar(pool: &PgPool, sql: &str) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// Purges with the default install and [`policy`].
+async fn run(
+    pool: &PgPool,
+    options: &PurgeOptions,
+) -> threadline_sqlx::Result<threadline_sqlx::PurgeReport> {
+    purge(pool, &InstallOptions::default(), &policy(), options).await
+}
+
+fn batches_of(batch_size: u32) -> PurgeOptions {
+    PurgeOptions {
+        batch_size,
+        ..Default::default()
+    }
 }
 
 fn policy() -> RetentionPolicy {
@@ -115,10 +123,8 @@ async fn dry_run_counts_exactly_and_live_run_deletes_the_same() {
     )
     .await;
 
-    let dry = purge(
+    let dry = run(
         pool,
-        &InstallOptions::default(),
-        &policy(),
         &PurgeOptions {
             dry_run: true,
             ..Default::default()
@@ -143,14 +149,7 @@ async fn dry_run_counts_exactly_and_live_run_deletes_the_same() {
         dry.cutoff
     );
 
-    let live = purge(
-        pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions::default(),
-    )
-    .await
-    .unwrap();
+    let live = run(pool, &PurgeOptions::default()).await.unwrap();
     assert_eq!((live.deleted_changes, live.deleted_transactions), (6, 1));
     assert!(live.complete);
     assert!(!live.dry_run);
@@ -186,14 +185,7 @@ async fn dry_run_counts_exactly_and_live_run_deletes_the_same() {
     .unwrap();
     assert_eq!(link, None, "the action stays, unlinked");
 
-    let again = purge(
-        pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions::default(),
-    )
-    .await
-    .unwrap();
+    let again = run(pool, &PurgeOptions::default()).await.unwrap();
     assert_eq!(
         (
             again.deleted_changes,
@@ -321,17 +313,7 @@ async fn batches_take_whole_transactions_and_max_batches_resumes() {
         "every remaining transaction keeps all 3 changes (the recent one has 2)"
     );
 
-    let rest = purge(
-        pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions {
-            batch_size: 4,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let rest = run(pool, &batches_of(4)).await.unwrap();
     assert_eq!(
         (
             rest.batches,
@@ -379,9 +361,7 @@ async fn refusals_are_typed() {
         cutoff: Some(Utc::now() - TimeDelta::days(1)),
         ..Default::default()
     };
-    let err = purge(pool, &InstallOptions::default(), &policy(), &too_new)
-        .await
-        .unwrap_err();
+    let err = run(pool, &too_new).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("newer than the retention policy allows"),
@@ -391,9 +371,7 @@ async fn refusals_are_typed() {
         cutoff: Some(Utc::now() - TimeDelta::days(6)),
         ..Default::default()
     };
-    let report = purge(pool, &InstallOptions::default(), &policy(), &older)
-        .await
-        .unwrap();
+    let report = run(pool, &older).await.unwrap();
     assert_eq!(report.cutoff, older.cutoff.unwrap());
 
     for bad in [
@@ -410,9 +388,7 @@ async fn refusals_are_typed() {
             ..Default::default()
         },
     ] {
-        let err = purge(pool, &InstallOptions::default(), &policy(), &bad)
-            .await
-            .unwrap_err();
+        let err = run(pool, &bad).await.unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     }
 }
@@ -430,14 +406,7 @@ async fn an_open_transaction_is_never_touched() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let report = purge(
-        &db.pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = run(&db.pool, &PurgeOptions::default()).await.unwrap();
     assert_eq!(
         (report.deleted_changes, report.deleted_transactions),
         (0, 0)
@@ -447,14 +416,7 @@ async fn an_open_transaction_is_never_touched() {
         scalar(&db.pool, "SELECT count(*) FROM audit_transactions").await,
         1
     );
-    let report = purge(
-        &db.pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = run(&db.pool, &PurgeOptions::default()).await.unwrap();
     assert_eq!(
         (report.deleted_changes, report.deleted_transactions),
         (1, 1)
@@ -496,18 +458,7 @@ async fn a_killed_purge_leaves_no_half_purged_transaction_and_a_rerun_completes(
         .unwrap();
     let purging = tokio::spawn({
         let victim = victim.clone();
-        async move {
-            purge(
-                &victim,
-                &InstallOptions::default(),
-                &policy(),
-                &PurgeOptions {
-                    batch_size: 3,
-                    ..Default::default()
-                },
-            )
-            .await
-        }
+        async move { run(&victim, &batches_of(3)).await }
     });
     let mut killed = false;
     for _ in 0..200 {
@@ -556,17 +507,7 @@ async fn a_killed_purge_leaves_no_half_purged_transaction_and_a_rerun_completes(
         "no change lost its transaction row"
     );
 
-    let rerun = purge(
-        pool,
-        &InstallOptions::default(),
-        &policy(),
-        &PurgeOptions {
-            batch_size: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let rerun = run(pool, &batches_of(3)).await.unwrap();
     assert_eq!(
         (
             rerun.deleted_changes,

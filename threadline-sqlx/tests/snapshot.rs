@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 use threadline_sqlx::{
     AsOf, ChangeOp, Config, Error, InstallOptions, SnapshotOptions, TableCapture, Threadline,
-    audit_table, snapshot_table,
+    snapshot_table,
 };
 use threadline_test_support::TestDb;
 
@@ -20,15 +20,8 @@ async fn brownfield() -> (TestDb, Config) {
     )
     .await;
     let config = Config::from_toml(CONFIG).unwrap();
-    let users = "users".parse().unwrap();
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &users,
-        &config.table_policy(&users),
-    )
-    .await
-    .unwrap();
+    db.audit("users", &config.table_policy(&"users".parse().unwrap()))
+        .await;
     (db, config)
 }
 
@@ -191,14 +184,7 @@ async fn composite_and_text_keys_page_in_key_order() {
          INSERT INTO lines SELECT t, 'sku-' || s, s FROM generate_series(1, 3) t, generate_series(1, 9) s;",
     )
     .await;
-    audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &"lines".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("lines", &TableCapture::default()).await;
     let report = snapshot_table(
         &db.pool,
         &InstallOptions::default(),

@@ -84,6 +84,19 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{e}\nSQL: {sql}"));
     }
 
+    /// Attaches capture to `table` (audit tables in `public`) with `policy`.
+    pub async fn audit(&self, table: &str, policy: &threadline_core::TableCapture) {
+        let name = table.parse().expect("a valid table name");
+        threadline_sqlx::audit_table(
+            &self.pool,
+            &threadline_core::InstallOptions::default(),
+            &name,
+            policy,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("audit {table}: {e}"));
+    }
+
     /// A new single connection to the database.
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url).await.expect("connect")

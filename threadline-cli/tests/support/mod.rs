@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use threadline_sqlx::{InstallOptions, TableCapture};
+use threadline_sqlx::TableCapture;
 use threadline_test_support::TestDb;
 
 /// The binary with no inherited `DATABASE_URL`, run in `dir`.
@@ -48,20 +48,8 @@ pub async fn db_with_items() -> TestDb {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE items (id bigint PRIMARY KEY, v text)")
         .await;
-    audit(&db, "items", &TableCapture::default()).await;
+    db.audit("items", &TableCapture::default()).await;
     db
-}
-
-/// Attaches capture to a table.
-pub async fn audit(db: &TestDb, table: &str, policy: &TableCapture) {
-    threadline_sqlx::audit_table(
-        &db.pool,
-        &InstallOptions::default(),
-        &table.parse().unwrap(),
-        policy,
-    )
-    .await
-    .unwrap();
 }
 
 /// The number of rows `sql` counts.
