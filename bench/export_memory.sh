@@ -30,6 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+[ -x /usr/bin/time ] || { echo "needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 if ! command -v psql >/dev/null; then
     PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1):$PATH"
