@@ -31,6 +31,9 @@ pub struct TableInfo {
     pub primary_key: Vec<Ident>,
     /// All live columns in column order.
     pub columns: Vec<Ident>,
+    /// Whether the primary key's uniqueness check can be deferred (`DEFERRABLE`), so that a
+    /// statement may end with duplicate keys.
+    pub primary_key_deferrable: bool,
 }
 
 /// Reads a table's primary key and columns from the catalog.
@@ -39,8 +42,9 @@ where
     A: Acquire<'c, Database = Postgres>,
 {
     let mut conn = conn.acquire().await?;
-    let rows: Vec<(String, Option<i32>)> = sqlx::query_as(
-        "SELECT a.attname::text, array_position(i.indkey::int2[], a.attnum)
+    let rows: Vec<(String, Option<i32>, bool)> = sqlx::query_as(
+        "SELECT a.attname::text, array_position(i.indkey::int2[], a.attnum),
+                COALESCE(NOT i.indimmediate, false)
          FROM pg_class c
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
@@ -55,7 +59,9 @@ where
     }
     let mut key: Vec<(i32, Ident)> = Vec::new();
     let mut columns = Vec::with_capacity(rows.len());
-    for (name, key_pos) in rows {
+    let mut primary_key_deferrable = false;
+    for (name, key_pos, deferrable) in rows {
+        primary_key_deferrable |= deferrable;
         let ident = Ident::new(name)?;
         if let Some(pos) = key_pos {
             key.push((pos, ident.clone()));
@@ -67,10 +73,15 @@ where
         table: table.clone(),
         primary_key: key.into_iter().map(|(_, k)| k).collect(),
         columns,
+        primary_key_deferrable,
     })
 }
 
 /// Builds the capture plan for a table from the catalog (primary key and columns).
+///
+/// A deferrable primary key can hold duplicates at the end of a statement, so pairing old
+/// and new rows by key is unsafe there: such a table is captured as if its key had been given
+/// with `key_columns`, which pairs every UPDATE row-by-row.
 pub async fn plan_capture<'c, A>(
     conn: A,
     options: &InstallOptions,
@@ -81,13 +92,22 @@ where
     A: Acquire<'c, Database = Postgres>,
 {
     let info = describe_table(conn, table).await?;
+    let mut capture = capture.clone();
+    if info.primary_key_deferrable && capture.key_columns.is_none() {
+        capture.key_columns = Some(
+            info.primary_key
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+        );
+    }
     let key = (!info.primary_key.is_empty()).then_some(info.primary_key);
     Ok(CapturePlan::new(
         options,
         info.table,
         key,
         Some(info.columns),
-        capture,
+        &capture,
     )?)
 }
 

@@ -765,3 +765,43 @@ async fn begin_with_context_and_linked_actions() {
         );
     }
 }
+
+#[tokio::test]
+async fn deferred_primary_keys_pair_updates_row_by_row() {
+    let db = TestDb::installed().await;
+    db.exec("CREATE TABLE slots (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v text)")
+        .await;
+    audit(
+        &db,
+        "slots",
+        TableCapture::default().store_changed_from(true),
+    )
+    .await;
+    db.exec("INSERT INTO slots VALUES (1, 'a'), (2, 'b')").await;
+    // Row a takes key 2 while row b keeps it: the statement ends with two rows keyed 2.
+    // The next statement moves b away before the deferred check at commit.
+    db.exec(
+        "BEGIN;
+         UPDATE slots SET id = 2, v = v || '!';
+         UPDATE slots SET id = 3 WHERE v = 'b!';
+         COMMIT;",
+    )
+    .await;
+    let updates: Vec<Change> = changes(&db)
+        .await
+        .into_iter()
+        .filter(|c| c.op == "update")
+        .collect();
+    assert_eq!(
+        updates.len(),
+        3,
+        "every updated row is captured: {updates:?}"
+    );
+    let afters: Vec<Value> = updates
+        .iter()
+        .map(|u| u.data_after.clone().unwrap())
+        .collect();
+    assert!(afters.contains(&json!({"id": 2, "v": "a!"})), "{afters:?}");
+    assert!(afters.contains(&json!({"id": 2, "v": "b!"})), "{afters:?}");
+    assert!(afters.contains(&json!({"id": 3, "v": "b!"})), "{afters:?}");
+}
