@@ -162,3 +162,26 @@ pub async fn captured(db: &TestDb) -> Vec<Captured> {
     .await
     .expect("query audit_changes")
 }
+
+/// Runs each named scenario (`async fn(&Stack)`) on every web stack, as one test per stack:
+/// `mod <scenario> { fn axum(); fn actix(); }`.
+#[macro_export]
+macro_rules! on_every_stack {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn axum() {
+                let stack = $crate::axum_stack().await;
+                super::$scenario(&stack).await;
+                stack.close().await;
+            }
+
+            #[actix_web::test]
+            async fn actix() {
+                let stack = $crate::actix_stack().await;
+                super::$scenario(&stack).await;
+                stack.close().await;
+            }
+        }
+    )*};
+}

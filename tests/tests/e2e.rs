@@ -2,28 +2,7 @@
 //! per behaviour run on every web stack.
 
 use serde_json::json;
-use threadline_tests::{Req, Stack, captured};
-
-/// Runs a scenario on each stack, as one test per stack.
-macro_rules! on_every_stack {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test]
-            async fn axum() {
-                let stack = threadline_tests::axum_stack().await;
-                super::$scenario(&stack).await;
-                stack.close().await;
-            }
-
-            #[actix_web::test]
-            async fn actix() {
-                let stack = threadline_tests::actix_stack().await;
-                super::$scenario(&stack).await;
-                stack.close().await;
-            }
-        }
-    )*};
-}
+use threadline_tests::{Req, Stack, captured, on_every_stack};
 
 on_every_stack!(
     write_carries_actor_request_and_correlation,

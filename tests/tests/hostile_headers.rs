@@ -3,27 +3,7 @@
 //! are dropped and the write is captured without them.
 
 use serde_json::json;
-use threadline_tests::{Req, Stack, captured};
-
-macro_rules! on_every_stack {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test]
-            async fn axum() {
-                let stack = threadline_tests::axum_stack().await;
-                super::$scenario(&stack).await;
-                stack.close().await;
-            }
-
-            #[actix_web::test]
-            async fn actix() {
-                let stack = threadline_tests::actix_stack().await;
-                super::$scenario(&stack).await;
-                stack.close().await;
-            }
-        }
-    )*};
-}
+use threadline_tests::{Req, Stack, captured, on_every_stack};
 
 on_every_stack!(hostile_headers_are_dropped_not_500);
 
