@@ -4,20 +4,13 @@ use assert_cmd::Command;
 use clap::CommandFactory;
 use threadline_test_support::TestDb;
 
-fn threadline() -> Command {
-    let mut cmd = Command::cargo_bin("threadline").unwrap();
-    cmd.env_remove("DATABASE_URL");
-    cmd
-}
+mod support;
 
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+use support::stdout_of;
+
+/// The binary with no inherited `DATABASE_URL`, run in the current directory.
+fn threadline() -> Command {
+    support::threadline(std::path::Path::new("."))
 }
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {

@@ -29,6 +29,13 @@ pub fn config(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// Runs, asserts success (showing stderr otherwise) and returns stdout.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let (code, stdout, stderr) = run(cmd);
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+}
+
 /// Runs and returns (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output {
