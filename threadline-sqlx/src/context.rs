@@ -97,7 +97,19 @@ impl TransactionExt for PgConnection {
     }
 }
 
+/// Refuses values PostgreSQL text cannot hold, before any SQL runs.
+fn check_settings(ctx: &AuditContext) -> Result<()> {
+    match ctx.settings().into_iter().find(|(_, v)| v.contains('\0')) {
+        Some((name, _)) => Err(Error::invalid(
+            name,
+            "contains a NUL byte, which PostgreSQL text cannot hold; remove it",
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn apply_context(conn: &mut PgConnection, ctx: &AuditContext) -> Result<()> {
+    check_settings(ctx)?;
     let mut query = sqlx::query(SET_CONTEXT).persistent(crate::named_statements());
     for (_, value) in ctx.settings() {
         query = query.bind(value);
@@ -108,7 +120,12 @@ async fn apply_context(conn: &mut PgConnection, ctx: &AuditContext) -> Result<()
 
 /// Starting a transaction with context already applied.
 pub trait PoolExt {
-    /// Begins a transaction and applies `ctx` (two round trips: `BEGIN`, then the settings).
+    /// Begins a transaction with `ctx` applied, in one round trip: `SET LOCAL` statements and
+    /// `BEGIN` go out as one simple-protocol query (see
+    /// [`begin_with_context_sql`](threadline_core::sql::begin_with_context_sql)). Values are
+    /// escape-string literals; no prepared statement is involved, so this is also safe behind
+    /// PgBouncer in transaction mode. A value holding a NUL byte is refused with
+    /// [`Error::InvalidInput`] before anything is sent.
     ///
     /// ```no_run
     /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
@@ -129,8 +146,9 @@ impl PoolExt for PgPool {
         &self,
         ctx: &AuditContext,
     ) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.begin().await?;
-        apply_context(&mut tx, ctx).await?;
-        Ok(tx)
+        check_settings(ctx)?;
+        let sql = threadline_core::sql::begin_with_context_sql(ctx);
+        // Safe: constant SQL and setting names; every value is an escaped E'' literal.
+        Ok(self.begin_with(sqlx::AssertSqlSafe(sql)).await?)
     }
 }

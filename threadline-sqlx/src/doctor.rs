@@ -157,9 +157,11 @@ async fn check_install(
         findings.push(Finding::problem(
             "install",
             Severity::Error,
-            format!("{schema}.audit_changes check {name} does not allow op 'snapshot': {def}"),
             format!(
-                "ALTER TABLE {}.audit_changes DROP CONSTRAINT {}, ADD CHECK (op IN ('insert', 'update', 'delete', 'snapshot'));",
+                "{schema}.audit_changes check {name} does not allow op 'snapshot' (current installs have no check on op): {def}"
+            ),
+            format!(
+                "ALTER TABLE {}.audit_changes DROP CONSTRAINT {};",
                 install.schema,
                 threadline_core::quote_ident(name)
             ),

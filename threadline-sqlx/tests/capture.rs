@@ -703,6 +703,106 @@ async fn context_is_transaction_local_and_refused_outside_a_transaction() {
 }
 
 #[tokio::test]
+async fn begin_with_context_applies_hostile_values_exactly_and_only_in_its_transaction() {
+    use threadline_sqlx::{AuditContext, PoolExt};
+    let db = TestDb::installed().await;
+    db.exec(POSTS).await;
+    audit(&db, "posts", TableCapture::default()).await;
+    let hostile = "it's \\'; DROP TABLE posts; -- $$ \u{e9}\u{1f600} \\x41";
+    let ctx = AuditContext::for_actor(ActorRef::user(hostile).unwrap())
+        .with_request_id(hostile)
+        .with_correlation_id("c'1")
+        .with_meta(json!({"note": hostile}));
+    let mut tx = db.pool.begin_with_context(&ctx).await.unwrap();
+    sqlx::query("INSERT INTO posts (title) VALUES ('a')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let row =
+        sqlx::query("SELECT actor_ref, request_id, correlation_id, meta FROM audit_transactions")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        row.get::<Value, _>("actor_ref"),
+        json!({"type": "user", "id": hostile})
+    );
+    assert_eq!(row.get::<String, _>("request_id"), hostile);
+    assert_eq!(row.get::<String, _>("correlation_id"), "c'1");
+    assert_eq!(row.get::<Value, _>("meta"), json!({"note": hostile}));
+    let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM posts")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(posts, 1, "the value never ran as SQL");
+
+    // The same values arrive on a session with standard_conforming_strings off, and the
+    // settings end with the transaction, on commit and on rollback alike (one connection, so
+    // the next statement runs where the transaction ran).
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            (*db.pool.connect_options())
+                .clone()
+                .options([("standard_conforming_strings", "off")]),
+        )
+        .await
+        .unwrap();
+    for commit in [true, false] {
+        let mut tx = one.begin_with_context(&ctx).await.unwrap();
+        let seen: String = sqlx::query_scalar("SELECT current_setting('threadline.request_id')")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(seen, hostile);
+        if commit {
+            tx.commit().await.unwrap()
+        } else {
+            tx.rollback().await.unwrap()
+        }
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT NULLIF(current_setting('threadline.request_id', true), '')")
+                .fetch_one(&one)
+                .await
+                .unwrap();
+        assert_eq!(left, None, "commit = {commit}");
+    }
+    // An actor left behind by a session-level SET never reaches a context-less transaction.
+    sqlx::query("SET threadline.actor_ref = '{\"type\":\"user\",\"id\":\"leaked\"}'")
+        .execute(&one)
+        .await
+        .unwrap();
+    let mut tx = one
+        .begin_with_context(&AuditContext::new().with_request_id("r"))
+        .await
+        .unwrap();
+    let actor: String = sqlx::query_scalar("SELECT current_setting('threadline.actor_ref')")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(actor, "", "the actor is always written");
+    tx.rollback().await.unwrap();
+    one.close().await;
+
+    // A NUL byte is refused before any SQL runs, and the pool stays usable.
+    let bad = AuditContext::new().with_request_id("a\0b");
+    let err = db.pool.begin_with_context(&bad).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "threadline.request_id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let tx = db.pool.begin_with_context(&ctx).await.unwrap();
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn begin_with_context_and_linked_actions() {
     use threadline_sqlx::{ActionOptions, AuditContext, PoolExt};
     let db = TestDb::installed().await;

@@ -1,11 +1,12 @@
 //! Request-path benchmark (issue 6, point 4): two axum `POST` handlers that insert one row into
 //! an unaudited table, one with a plain `pool.begin()`, one behind `ThreadlineLayer` with
-//! `AuditedTx` (which applies the request's audit context to the transaction). `wrk` drives
-//! them over loopback, alternating plain and audited runs; the result is the median of the
-//! per-round throughput ratios (audited / plain).
+//! `AuditedTx` (which applies the request's audit context to the transaction in the same round
+//! trip as `BEGIN`). A third route applies the context the two-step way (`BEGIN`, then
+//! `with_context`) for comparison. `wrk` drives them over loopback, alternating the routes;
+//! the result is the median of the per-round throughput ratios (route / plain).
 //!
 //! ```text
-//! cargo run --release -p threadline-bench -- [--rounds 5] [--duration 10] [--connections 16]
+//! cargo run --release -p threadline-bench -- [--rounds 10] [--duration 4] [--connections 16]
 //!     [--threads 2] [--pool 8] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 //! ```
 //! Needs `wrk` on `PATH` (Debian: `apt-get install wrk`).
@@ -19,9 +20,12 @@ use axum::http::{StatusCode, request::Parts};
 use axum::routing::post;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
-use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer};
+use threadline_axum::{ActorRef, Audit, AuditedTx, ThreadlineLayer};
+use threadline_sqlx::TransactionExt;
 
 const DATABASE: &str = "threadline_bench_request";
+/// The routes, in the order of the result columns.
+const ROUTES: [&str; 3] = ["/plain", "/audited", "/two-step"];
 const INSERT: &str = "INSERT INTO notes (body) VALUES ('a note written by the benchmark')";
 
 #[derive(Clone)]
@@ -36,8 +40,8 @@ struct Options {
 
 fn options() -> anyhow::Result<Options> {
     let mut o = Options {
-        rounds: 5,
-        duration: 10,
+        rounds: 10,
+        duration: 4,
         connections: 16,
         threads: 2,
         pool: 8,
@@ -74,6 +78,20 @@ async fn plain(State(pool): State<PgPool>) -> StatusCode {
 
 async fn audited(mut tx: AuditedTx) -> StatusCode {
     let result = async {
+        sqlx::query(INSERT).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+    .await;
+    status(result)
+}
+
+/// The context applied the two-step way (`BEGIN`, then `with_context`), for comparison.
+async fn two_step(State(pool): State<PgPool>, audit: Audit) -> StatusCode {
+    let result = async {
+        let mut tx = pool.begin().await?;
+        tx.with_context(&audit)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         sqlx::query(INSERT).execute(&mut *tx).await?;
         tx.commit().await
     }
@@ -167,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         .merge(
             Router::new()
                 .route("/audited", post(audited))
+                .route("/two-step", post(two_step))
                 .layer(ThreadlineLayer::new(actor)),
         )
         .with_state(pool.clone());
@@ -179,40 +198,56 @@ async fn main() -> anyhow::Result<()> {
         let (o, url) = (o.clone(), format!("{base}{path}"));
         async move { tokio::task::spawn_blocking(move || wrk(&o, &url, seconds)).await? }
     };
-    // Warm both paths up (connections, statement caches, table pages).
-    run("/plain", 2).await?;
-    run("/audited", 2).await?;
-    let (mut ratios, mut plains, mut auditeds) = (Vec::new(), Vec::new(), Vec::new());
+    // Warm the paths up (connections, statement caches, table pages).
+    for path in ROUTES {
+        run(path, 2).await?;
+    }
+    let (mut ratios, mut two_ratios) = (Vec::new(), Vec::new());
+    let (mut plains, mut auditeds, mut twos) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=o.rounds {
-        let p = run("/plain", o.duration).await?;
-        let a = run("/audited", o.duration).await?;
+        // Alternate the order (ABC, CBA, ...) so that a drift in the machine's speed during a
+        // round does not always favour the same route.
+        let order = if round % 2 == 1 { [0, 1, 2] } else { [2, 1, 0] };
+        let mut rps = [0.0; 3];
+        for i in order {
+            rps[i] = run(ROUTES[i], o.duration).await?;
+        }
+        let [p, a, t] = rps;
         eprintln!(
-            "round {round}: plain {p:.0} req/s, audited {a:.0} req/s, ratio {:.3}",
-            a / p
+            "round {round}: plain {p:.0} req/s, AuditedTx {a:.0} req/s ({:.3}), two-step {t:.0} req/s ({:.3})",
+            a / p,
+            t / p
         );
         ratios.push(a / p);
+        two_ratios.push(t / p);
         plains.push(p);
         auditeds.push(a);
+        twos.push(t);
     }
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
         .fetch_one(&pool)
         .await?;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
-        "| connections | pool | plain req/s | AuditedTx req/s | AuditedTx / plain (median) | rounds |"
+        "| connections | pool | plain req/s | AuditedTx req/s | AuditedTx / plain (median) | rounds | two-step req/s | two-step / plain (median) | rounds |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {:.0} | {:.0} | {:.3}x | {} |",
+        "| {} | {} | {:.0} | {:.0} | {:.3}x | {} | {:.0} | {:.3}x | {} |",
         o.connections,
         o.pool,
         median(plains),
         median(auditeds),
         median(ratios.clone()),
-        ratios
-            .iter()
-            .map(|r| format!("{r:.3}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        list(&ratios),
+        median(twos),
+        median(two_ratios.clone()),
+        list(&two_ratios),
     );
     println!("\n{rows} rows inserted in all.");
     pool.close().await;

@@ -514,18 +514,14 @@ END
     /// between two row images (excluded and except columns are never compared).
     ///
     /// Known columns are compared by expressions baked here; a row with columns the generator
-    /// did not know (added since) takes the `jsonb_each` path, which compares every column.
+    /// did not know (added since) takes the install's `threadline_changed_fields` (a `jsonb_each` diff of every column).
     fn changed_fields_expr(&self, new: &str, old: &str) -> String {
         let p = &self.policy;
         let ignored: Vec<&Ident> = p.exclude.iter().chain(&p.except).collect();
         let generic = format!(
-            "ARRAY(SELECT e.k FROM jsonb_each({new}) AS e(k, v)
-                WHERE e.v IS DISTINCT FROM {old} -> e.k{skip} ORDER BY e.k COLLATE \"C\")",
-            skip = if ignored.is_empty() {
-                String::new()
-            } else {
-                format!(" AND e.k <> ALL ({})", text_array(ignored.iter().copied()))
-            }
+            "{}.threadline_changed_fields({new}, {old}, {})",
+            self.schema(),
+            text_array(ignored.iter().copied())
         );
         let Some(columns) = &self.columns else {
             return generic;

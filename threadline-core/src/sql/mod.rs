@@ -1,14 +1,16 @@
-//! SQL generation: the install schema and per-table capture triggers.
+//! SQL generation: the install schema, per-table capture triggers and the context `BEGIN`.
 //!
 //! Every identifier is quoted with [`quote_ident`](crate::quote_ident) and every literal with
 //! [`quote_literal`](crate::quote_literal); the output is snapshot-tested.
 
 mod capture;
+mod context;
 mod harden;
 mod install;
 mod snapshot;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
+pub use context::begin_with_context_sql;
 pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
 

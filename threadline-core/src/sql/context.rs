@@ -1,0 +1,54 @@
+//! The one-round-trip `BEGIN` that applies an [`AuditContext`].
+
+use crate::{AuditContext, settings};
+
+/// SQL that applies `ctx` and opens a transaction block, sent as one simple-protocol query:
+/// one round trip instead of two (`BEGIN`, then a statement of `set_config` calls).
+///
+/// Each setting is a `SET LOCAL` (transaction-local, like `set_config(..., true)`; a utility
+/// statement, so the server neither plans nor caches anything for it). The settings run first,
+/// in the implicit transaction of the multi-statement query, and the trailing `BEGIN` turns that
+/// transaction into an explicit one, so they last until `COMMIT` or `ROLLBACK`; if one failed,
+/// nothing would be left open.
+///
+/// A new transaction starts with no transaction-local values, so only the fields `ctx` holds
+/// are written, plus the actor always (`''` when there is none), so that an actor left behind
+/// by a session-level `SET` can never be recorded for this transaction. Each written setting
+/// costs the server a statement; clearing all six measured about 6% of a small request's
+/// throughput (guides/performance.md).
+///
+/// Values are escape-string literals (`E'...'` with `\` and `'` doubled), which mean the same
+/// whatever `standard_conforming_strings` says; a value holding a NUL byte must be refused before
+/// calling this (PostgreSQL text cannot hold one).
+///
+/// ```
+/// use threadline_core::{ActorRef, AuditContext, sql::begin_with_context_sql};
+/// let ctx = AuditContext::for_actor(ActorRef::user("o'brien").unwrap());
+/// let sql = begin_with_context_sql(&ctx);
+/// assert!(sql.starts_with(r#"SET LOCAL threadline.actor_ref = E'{"type":"user","id":"o''brien"}'; "#));
+/// assert!(sql.ends_with("'; BEGIN") && !sql.contains("threadline.meta"));
+/// let none = begin_with_context_sql(&AuditContext::new());
+/// assert_eq!(none, "SET LOCAL threadline.actor_ref = E''; BEGIN");
+/// ```
+pub fn begin_with_context_sql(ctx: &AuditContext) -> String {
+    let mut sql = String::with_capacity(320);
+    for (name, value) in ctx.settings() {
+        if value.is_empty() && name != settings::ACTOR_REF {
+            continue;
+        }
+        // `name` is one of the constant `threadline.*` setting names (plain identifiers).
+        sql.push_str("SET LOCAL ");
+        sql.push_str(name);
+        sql.push_str(" = E'");
+        for c in value.chars() {
+            match c {
+                '\'' => sql.push_str("''"),
+                '\\' => sql.push_str("\\\\"),
+                c => sql.push(c),
+            }
+        }
+        sql.push_str("'; ");
+    }
+    sql.push_str("BEGIN");
+    sql
+}
