@@ -54,7 +54,8 @@ async fn setup() -> TestDb {
     db
 }
 
-/// Client `client` runs its share of the transactions; every fourth sets no context at all.
+/// Client `client` runs its share of the transactions; every fourth sets no context at all,
+/// the others alternate between `BEGIN` + `with_context` and the pipelined `BEGIN`.
 async fn run_client(db: &TestDb, client: usize) -> (usize, usize) {
     let mut conn = connect_bouncer(db).await;
     let actor = ActorRef::user(format!("client-{client}")).expect("actor");
@@ -62,12 +63,21 @@ async fn run_client(db: &TestDb, client: usize) -> (usize, usize) {
     let (mut inserts, mut updates) = (0, 0);
     for seq in 0..share {
         let with_ctx = seq % 4 != 3;
-        let mut tx = conn.begin().await.expect("begin");
-        if with_ctx {
-            let ctx =
-                AuditContext::for_actor(actor.clone()).with_request_id(format!("c{client}-t{seq}"));
-            tx.with_context(&ctx).await.expect("context");
-        }
+        let ctx =
+            AuditContext::for_actor(actor.clone()).with_request_id(format!("c{client}-t{seq}"));
+        let mut tx = if with_ctx && seq % 2 == 0 {
+            // The one-round-trip form that `PoolExt::begin_with_context` and `AuditedTx` send.
+            let sql = threadline_core::sql::begin_with_context_sql(&ctx);
+            conn.begin_with(sqlx::AssertSqlSafe(sql))
+                .await
+                .expect("begin with context")
+        } else {
+            let mut tx = conn.begin().await.expect("begin");
+            if with_ctx {
+                tx.with_context(&ctx).await.expect("context");
+            }
+            tx
+        };
         sqlx::query("INSERT INTO items (client, seq, with_ctx) VALUES ($1, $2, $3)")
             .persistent(false)
             .bind(client as i32)
