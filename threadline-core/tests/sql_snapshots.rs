@@ -127,3 +127,15 @@ fn snapshot_batch_sql_snapshot_composite_key_with_redaction() {
     .unwrap();
     insta::assert_snapshot!("snapshot_composite", plan.snapshot_batch_sql());
 }
+
+#[test]
+fn begin_with_context_sql_snapshot() {
+    use threadline_core::{ActorRef, AuditContext, sql::begin_with_context_sql};
+    let ctx = AuditContext::for_actor(ActorRef::user(r"o'brien\x").unwrap())
+        .with_request_id("req-1")
+        .with_correlation_id("it's")
+        .with_remote_ip("192.0.2.7".parse().unwrap())
+        .with_source("web")
+        .with_meta(serde_json::json!({"note": "a\\b'c\nd"}));
+    insta::assert_snapshot!("begin_with_context", begin_with_context_sql(&ctx));
+}

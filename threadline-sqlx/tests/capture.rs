@@ -576,14 +576,30 @@ async fn audit_tables_can_never_be_audited() {
 async fn add_column_change_to_only_the_new_column_is_captured() {
     let db = TestDb::installed().await;
     db.exec(POSTS).await;
-    audit(&db, "posts", TableCapture::default().mask(["body"])).await;
+    audit(
+        &db,
+        "posts",
+        TableCapture::default()
+            .mask(["body"])
+            .except_columns(["updated_at"]),
+    )
+    .await;
     db.exec("INSERT INTO posts (title) VALUES ('t')").await;
     db.exec("ALTER TABLE posts ADD COLUMN slug text").await;
     db.exec("UPDATE posts SET slug = 'hello'").await;
+    // The fallback diff (threadline_changed_fields) still leaves out except columns.
+    db.exec(
+        "UPDATE posts SET slug = 'again', views = views + 1, updated_at = now() + interval '1 day'",
+    )
+    .await;
     let c = changes(&db).await;
-    assert_eq!(c.len(), 2);
+    assert_eq!(c.len(), 3);
     assert_eq!(c[1].changed_fields.as_deref().unwrap(), ["slug".to_owned()]);
     assert_eq!(c[1].data_after.as_ref().unwrap()["slug"], "hello");
+    assert_eq!(
+        c[2].changed_fields.as_deref().unwrap(),
+        ["slug".to_owned(), "views".to_owned()]
+    );
 }
 
 #[tokio::test]

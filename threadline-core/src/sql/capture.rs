@@ -514,7 +514,8 @@ END
     /// between two row images (excluded and except columns are never compared).
     ///
     /// Known columns are compared by expressions baked here; a row with columns the generator
-    /// did not know (added since) takes the install's `threadline_changed_fields` (a `jsonb_each` diff of every column).
+    /// did not know (added since) takes the install's `threadline_changed_fields`, a `jsonb_each`
+    /// diff of every column.
     fn changed_fields_expr(&self, new: &str, old: &str) -> String {
         let p = &self.policy;
         let ignored: Vec<&Ident> = p.exclude.iter().chain(&p.except).collect();

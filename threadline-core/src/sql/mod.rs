@@ -1,7 +1,8 @@
 //! SQL generation: the install schema, per-table capture triggers and the context `BEGIN`.
 //!
 //! Every identifier is quoted with [`quote_ident`](crate::quote_ident) and every literal with
-//! [`quote_literal`](crate::quote_literal); the output is snapshot-tested.
+//! [`quote_literal`](crate::quote_literal) (the context `BEGIN` writes escape-string literals,
+//! see [`begin_with_context_sql`]); the output is snapshot-tested.
 
 mod capture;
 mod context;
