@@ -50,9 +50,10 @@ async fn hardened_sql_from_the_cli_makes_the_owner_role_own_the_trail() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    // Three audit tables; the shared functions, the action function and the capture function.
+    // Three audit tables; the shared functions (transaction id, shape check, changed fields),
+    // the action function and the capture function.
     assert_eq!(tables, 3);
-    assert_eq!(definers, 4);
+    assert_eq!(definers, 5);
     drop(db);
     let mut admin =
         <sqlx::PgConnection as sqlx::Connection>::connect(&threadline_test_support::server_url())
