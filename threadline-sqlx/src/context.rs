@@ -97,21 +97,21 @@ impl TransactionExt for PgConnection {
     }
 }
 
-/// Refuses values PostgreSQL text cannot hold, before any SQL runs.
-fn check_settings(ctx: &AuditContext) -> Result<()> {
-    match ctx.settings().into_iter().find(|(_, v)| v.contains('\0')) {
+/// The context's settings, refusing values PostgreSQL text cannot hold before any SQL runs.
+fn checked_settings(ctx: &AuditContext) -> Result<[(&'static str, String); 6]> {
+    let settings = ctx.settings();
+    match settings.iter().find(|(_, v)| v.contains('\0')) {
         Some((name, _)) => Err(Error::invalid(
             name,
             "contains a NUL byte, which PostgreSQL text cannot hold; remove it",
         )),
-        None => Ok(()),
+        None => Ok(settings),
     }
 }
 
 async fn apply_context(conn: &mut PgConnection, ctx: &AuditContext) -> Result<()> {
-    check_settings(ctx)?;
     let mut query = sqlx::query(SET_CONTEXT).persistent(crate::named_statements());
-    for (_, value) in ctx.settings() {
+    for (_, value) in checked_settings(ctx)? {
         query = query.bind(value);
     }
     query.execute(conn).await?;
@@ -146,8 +146,7 @@ impl PoolExt for PgPool {
         &self,
         ctx: &AuditContext,
     ) -> Result<Transaction<'static, Postgres>> {
-        check_settings(ctx)?;
-        let sql = threadline_core::sql::begin_with_context_sql(ctx);
+        let sql = threadline_core::sql::begin_with_settings_sql(&checked_settings(ctx)?);
         // Safe: constant SQL and setting names; every value is an escaped E'' literal.
         Ok(self.begin_with(sqlx::AssertSqlSafe(sql)).await?)
     }

@@ -31,9 +31,15 @@ use crate::{AuditContext, settings};
 /// assert_eq!(none, "SET LOCAL threadline.actor_ref = E''; BEGIN");
 /// ```
 pub fn begin_with_context_sql(ctx: &AuditContext) -> String {
+    begin_with_settings_sql(&ctx.settings())
+}
+
+/// [`begin_with_context_sql`] for settings already taken from a context with
+/// [`AuditContext::settings`], so that a caller that also checks them computes them once.
+pub fn begin_with_settings_sql(values: &[(&str, String)]) -> String {
     let mut sql = String::with_capacity(320);
-    for (name, value) in ctx.settings() {
-        if value.is_empty() && name != settings::ACTOR_REF {
+    for (name, value) in values {
+        if value.is_empty() && *name != settings::ACTOR_REF {
             continue;
         }
         // `name` is one of the constant `threadline.*` setting names (plain identifiers).
