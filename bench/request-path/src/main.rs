@@ -24,8 +24,22 @@ use threadline_axum::{ActorRef, Audit, AuditedTx, ThreadlineLayer};
 use threadline_sqlx::TransactionExt;
 
 const DATABASE: &str = "threadline_bench_request";
-/// The routes, in the order of the result columns.
-const ROUTES: [&str; 3] = ["/plain", "/audited", "/two-step"];
+/// The routes (path, label), in the order of the result rows; the first is the baseline.
+const ROUTES: [(&str, &str); 4] = [
+    ("/plain", "plain"),
+    ("/audited", "AuditedTx"),
+    ("/two-step", "two-step"),
+    ("/layer-only", "plain behind the layer"),
+];
+
+/// Per-round figures of one route.
+#[derive(Clone, Default)]
+struct Results {
+    rps: Vec<f64>,
+    ratio: Vec<f64>,
+    app_us: Vec<f64>,
+    db_us: Vec<f64>,
+}
 const INSERT: &str = "INSERT INTO notes (body) VALUES ('a note written by the benchmark')";
 
 #[derive(Clone)]
@@ -138,8 +152,17 @@ async fn setup(admin: &PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPoo
     Ok(pool)
 }
 
-/// Runs wrk against one route (POST, via a Lua script file); returns requests per second.
-fn wrk(o: &Options, url: &str, seconds: u32) -> anyhow::Result<f64> {
+/// What one wrk run measured.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    /// Requests per second.
+    rps: f64,
+    /// Requests completed.
+    requests: f64,
+}
+
+/// Runs wrk against one route (POST, via a Lua script file).
+fn wrk(o: &Options, url: &str, seconds: u32) -> anyhow::Result<Run> {
     let script = std::env::temp_dir().join(format!("threadline-bench-{}.lua", std::process::id()));
     std::fs::write(&script, "wrk.method = \"POST\"\n")?;
     let out = Command::new("wrk")
@@ -159,10 +182,46 @@ fn wrk(o: &Options, url: &str, seconds: u32) -> anyhow::Result<f64> {
     if text.contains("Non-2xx") {
         bail!("{url} answered errors:\n{text}");
     }
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk output:\n{text}"))
+        .and_then(|v| v.trim().parse().ok());
+    // "  123456 requests in 4.00s, ..."
+    let requests = text
+        .lines()
+        .find_map(|l| l.split_once(" requests in ").map(|(n, _)| n.trim()))
+        .and_then(|v| v.parse().ok());
+    match (rps, requests) {
+        (Some(rps), Some(requests)) => Ok(Run { rps, requests }),
+        _ => bail!("no Requests/sec or request count in wrk output:\n{text}"),
+    }
+}
+
+/// CPU time (user + system, in clock ticks) used so far by these processes, read from
+/// `/proc/<pid>/stat` (Linux); processes that have gone are skipped.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name, which is in parentheses and may hold spaces:
+            // utime and stime are fields 14 and 15, so the 12th and 13th after it.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ').skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, else Linux's 100).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -186,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
             Router::new()
                 .route("/audited", post(audited))
                 .route("/two-step", post(two_step))
+                .route("/layer-only", post(plain))
                 .layer(ThreadlineLayer::new(actor)),
         )
         .with_state(pool.clone());
@@ -199,56 +259,71 @@ async fn main() -> anyhow::Result<()> {
         async move { tokio::task::spawn_blocking(move || wrk(&o, &url, seconds)).await? }
     };
     // Warm the paths up (connections, statement caches, table pages).
-    for path in ROUTES {
+    for (path, _) in ROUTES {
         run(path, 2).await?;
     }
-    let (mut ratios, mut two_ratios) = (Vec::new(), Vec::new());
-    let (mut plains, mut auditeds, mut twos) = (Vec::new(), Vec::new(), Vec::new());
+    let backends: Vec<u32> = sqlx::query_scalar::<_, i32>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&pool)
+    .await?
+    .into_iter()
+    .filter_map(|pid| u32::try_from(pid).ok())
+    .collect();
+    let me = [std::process::id()];
+    let tick_us = 1e6 / clock_ticks_per_second();
+    let mut results = vec![Results::default(); ROUTES.len()];
     for round in 1..=o.rounds {
-        // Alternate the order (ABC, CBA, ...) so that a drift in the machine's speed during a
+        // Alternate the order (ABC.., ..CBA) so that a drift in the machine's speed during a
         // round does not always favour the same route.
-        let order = if round % 2 == 1 { [0, 1, 2] } else { [2, 1, 0] };
-        let mut rps = [0.0; 3];
-        for i in order {
-            rps[i] = run(ROUTES[i], o.duration).await?;
+        let mut order: Vec<usize> = (0..ROUTES.len()).collect();
+        if round % 2 == 0 {
+            order.reverse();
         }
-        let [p, a, t] = rps;
-        eprintln!(
-            "round {round}: plain {p:.0} req/s, AuditedTx {a:.0} req/s ({:.3}), two-step {t:.0} req/s ({:.3})",
-            a / p,
-            t / p
-        );
-        ratios.push(a / p);
-        two_ratios.push(t / p);
-        plains.push(p);
-        auditeds.push(a);
-        twos.push(t);
+        let mut runs = vec![Run::default(); ROUTES.len()];
+        let mut cpu = vec![(0.0, 0.0); ROUTES.len()];
+        for i in order {
+            let (app0, db0) = (cpu_ticks(&me), cpu_ticks(&backends));
+            runs[i] = run(ROUTES[i].0, o.duration).await?;
+            let (app1, db1) = (cpu_ticks(&me), cpu_ticks(&backends));
+            let per_request = |ticks: u64| ticks as f64 * tick_us / runs[i].requests;
+            cpu[i] = (per_request(app1 - app0), per_request(db1 - db0));
+        }
+        let line: Vec<String> = ROUTES
+            .iter()
+            .zip(&runs)
+            .map(|((_, label), r)| format!("{label} {:.0} ({:.3})", r.rps, r.rps / runs[0].rps))
+            .collect();
+        eprintln!("round {round}: {}", line.join(", "));
+        for (i, r) in results.iter_mut().enumerate() {
+            r.rps.push(runs[i].rps);
+            r.ratio.push(runs[i].rps / runs[0].rps);
+            r.app_us.push(cpu[i].0);
+            r.db_us.push(cpu[i].1);
+        }
     }
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
         .fetch_one(&pool)
         .await?;
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|r| format!("{r:.3}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     println!(
-        "| connections | pool | plain req/s | AuditedTx req/s | AuditedTx / plain (median) | rounds | two-step req/s | two-step / plain (median) | rounds |"
+        "{} connections, pool of {}, {} rounds of {} s (medians over rounds)\n",
+        o.connections, o.pool, o.rounds, o.duration
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {:.0} | {:.0} | {:.3}x | {} | {:.0} | {:.3}x | {} |",
-        o.connections,
-        o.pool,
-        median(plains),
-        median(auditeds),
-        median(ratios.clone()),
-        list(&ratios),
-        median(twos),
-        median(two_ratios.clone()),
-        list(&two_ratios),
+        "| route | req/s | / plain | per round | app CPU us/req | database CPU us/req |"
     );
+    println!("|---|---|---|---|---|---|");
+    for ((_, label), r) in ROUTES.iter().zip(results) {
+        let rounds: Vec<String> = r.ratio.iter().map(|x| format!("{x:.3}")).collect();
+        println!(
+            "| {label} | {:.0} | {:.3}x | {} | {:.0} | {:.0} |",
+            median(r.rps),
+            median(r.ratio),
+            rounds.join(" "),
+            median(r.app_us),
+            median(r.db_us),
+        );
+    }
     println!("\n{rows} rows inserted in all.");
     pool.close().await;
     Ok(())
