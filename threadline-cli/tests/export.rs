@@ -211,3 +211,52 @@ async fn bad_input_and_failing_outputs_leave_no_file() {
     assert_eq!(code, 2);
     assert!(err.contains("--format"), "{err}");
 }
+
+/// Ctrl-C or SIGTERM in the middle of an export: the command stops with 128 + the signal's
+/// number and removes the temporary file it was writing, so no partial export is left.
+#[tokio::test]
+async fn an_interrupted_export_leaves_no_file() {
+    let db = trail().await;
+    for (signal, code, name) in [("INT", 130, "SIGINT"), ("TERM", 143, "SIGTERM")] {
+        let dir = tempfile::tempdir().unwrap();
+        // The lock makes the export wait inside its query, after it created its output file.
+        let mut lock = db.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE audit_changes IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("threadline"))
+            .args(["export", "--format", "csv", "-o", "out/trail.csv"])
+            .env("DATABASE_URL", &db.url)
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = dir.path().join("out");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !out.exists() || files(&out).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the export never started its file"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by {name}")),
+            "{stderr}"
+        );
+        assert!(files(&out).is_empty(), "left behind: {:?}", files(&out));
+        lock.rollback().await.unwrap();
+    }
+}

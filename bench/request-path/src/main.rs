@@ -214,6 +214,20 @@ fn cpu_ticks(pids: &[u32]) -> u64 {
         .sum()
 }
 
+/// The PostgreSQL server's processes on this machine (backends, WAL writer, checkpointer...),
+/// found by their command name in `/proc`; empty when the server runs elsewhere.
+fn postgres_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres")
+        })
+        .collect()
+}
+
 /// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, else Linux's 100).
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
@@ -262,14 +276,6 @@ async fn main() -> anyhow::Result<()> {
     for (path, _) in ROUTES {
         run(path, 2).await?;
     }
-    let backends: Vec<u32> = sqlx::query_scalar::<_, i32>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&pool)
-    .await?
-    .into_iter()
-    .filter_map(|pid| u32::try_from(pid).ok())
-    .collect();
     let me = [std::process::id()];
     let tick_us = 1e6 / clock_ticks_per_second();
     let mut results = vec![Results::default(); ROUTES.len()];
@@ -283,9 +289,10 @@ async fn main() -> anyhow::Result<()> {
         let mut runs = vec![Run::default(); ROUTES.len()];
         let mut cpu = vec![(0.0, 0.0); ROUTES.len()];
         for i in order {
-            let (app0, db0) = (cpu_ticks(&me), cpu_ticks(&backends));
+            let servers = postgres_pids();
+            let (app0, db0) = (cpu_ticks(&me), cpu_ticks(&servers));
             runs[i] = run(ROUTES[i].0, o.duration).await?;
-            let (app1, db1) = (cpu_ticks(&me), cpu_ticks(&backends));
+            let (app1, db1) = (cpu_ticks(&me), cpu_ticks(&servers));
             let per_request = |ticks: u64| ticks as f64 * tick_us / runs[i].requests;
             cpu[i] = (per_request(app1 - app0), per_request(db1 - db0));
         }
@@ -309,9 +316,7 @@ async fn main() -> anyhow::Result<()> {
         "{} connections, pool of {}, {} rounds of {} s (medians over rounds)\n",
         o.connections, o.pool, o.rounds, o.duration
     );
-    println!(
-        "| route | req/s | / plain | per round | app CPU us/req | database CPU us/req |"
-    );
+    println!("| route | req/s | / plain | per round | app CPU us/req | PostgreSQL CPU us/req |");
     println!("|---|---|---|---|---|---|");
     for ((_, label), r) in ROUTES.iter().zip(results) {
         let rounds: Vec<String> = r.ratio.iter().map(|x| format!("{x:.3}")).collect();
