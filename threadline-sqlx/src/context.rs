@@ -146,8 +146,45 @@ impl PoolExt for PgPool {
         &self,
         ctx: &AuditContext,
     ) -> Result<Transaction<'static, Postgres>> {
-        let sql = threadline_core::sql::begin_with_settings_sql(&checked_settings(ctx)?);
-        // Safe: constant SQL and setting names; every value is an escaped E'' literal.
-        Ok(self.begin_with(sqlx::AssertSqlSafe(sql)).await?)
+        Ok(self.begin_with(begin_statement(ctx)?).await?)
     }
+}
+
+/// Starting a transaction with context applied on a connection already held, such as a
+/// `PoolConnection` (which derefs to `PgConnection`) kept by a worker.
+pub trait ConnectionExt: sealed::Sealed {
+    /// Begins a transaction on this connection with `ctx` applied, in one round trip, exactly
+    /// as [`PoolExt::begin_with_context`] does. Fails with [`Error::Database`] when the
+    /// connection is already inside a transaction (apply the context there with
+    /// [`TransactionExt::with_context`]); nothing is sent then.
+    ///
+    /// ```no_run
+    /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
+    /// use threadline_sqlx::{ActorRef, AuditContext, ConnectionExt};
+    /// let mut conn = pool.acquire().await?;
+    /// let ctx = AuditContext::for_actor(ActorRef::job("nightly-sync")?);
+    /// let tx = conn.begin_with_context(&ctx).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    fn begin_with_context(
+        &mut self,
+        ctx: &AuditContext,
+    ) -> impl Future<Output = Result<Transaction<'_, Postgres>>> + Send;
+}
+
+impl ConnectionExt for PgConnection {
+    async fn begin_with_context(
+        &mut self,
+        ctx: &AuditContext,
+    ) -> Result<Transaction<'_, Postgres>> {
+        Ok(self.begin_with(begin_statement(ctx)?).await?)
+    }
+}
+
+/// The `SET LOCAL ...; BEGIN` message for `ctx`, after the NUL check.
+fn begin_statement(ctx: &AuditContext) -> Result<sqlx::AssertSqlSafe<String>> {
+    let sql = threadline_core::sql::begin_with_settings_sql(&checked_settings(ctx)?);
+    // Safe: constant SQL and setting names; every value is an escaped E'' literal.
+    Ok(sqlx::AssertSqlSafe(sql))
 }

@@ -41,7 +41,7 @@ pub use action::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
     current_audit_transaction_id, record_request_action, validate_action_name,
 };
-pub use context::{PoolExt, TransactionExt};
+pub use context::{ConnectionExt, PoolExt, TransactionExt};
 pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
 pub use doctor::{DoctorOptions, doctor};
 pub use error::{Error, Result};

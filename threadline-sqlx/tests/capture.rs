@@ -819,6 +819,42 @@ async fn begin_with_context_applies_hostile_values_exactly_and_only_in_its_trans
 }
 
 #[tokio::test]
+async fn begin_with_context_on_a_held_connection_and_refused_inside_a_transaction() {
+    use sqlx::Connection;
+    use threadline_sqlx::{AuditContext, ConnectionExt};
+    let db = TestDb::installed().await;
+    db.exec(POSTS).await;
+    audit(&db, "posts", TableCapture::default()).await;
+    let ctx = AuditContext::for_actor(ActorRef::job("sync").unwrap()).with_request_id("r-9");
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut tx = conn.begin_with_context(&ctx).await.unwrap();
+    sqlx::query("INSERT INTO posts (title) VALUES ('a')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (actor, request): (Value, String) =
+        sqlx::query_as("SELECT actor_ref, request_id FROM audit_transactions")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, json!({"type": "job", "id": "sync"}));
+    assert_eq!(request, "r-9");
+
+    // Inside a transaction it is refused before anything is sent; the transaction goes on.
+    let mut outer = conn.begin().await.unwrap();
+    let err = outer.begin_with_context(&ctx).await.unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err}");
+    let seen: String =
+        sqlx::query_scalar("SELECT coalesce(current_setting('threadline.request_id', true), '')")
+            .fetch_one(&mut *outer)
+            .await
+            .unwrap();
+    assert_eq!(seen, "", "no setting was applied");
+    outer.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn begin_with_context_and_linked_actions() {
     use threadline_sqlx::{ActionOptions, AuditContext, PoolExt};
     let db = TestDb::installed().await;

@@ -10,7 +10,9 @@
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
-use threadline_sqlx::{ActorRef, AuditContext, InstallOptions, TableCapture, TransactionExt};
+use threadline_sqlx::{
+    ActorRef, AuditContext, ConnectionExt, InstallOptions, TableCapture, TransactionExt,
+};
 use threadline_test_support::TestDb;
 
 const CLIENTS: usize = 32;
@@ -66,9 +68,8 @@ async fn run_client(db: &TestDb, client: usize) -> (usize, usize) {
         let ctx =
             AuditContext::for_actor(actor.clone()).with_request_id(format!("c{client}-t{seq}"));
         let mut tx = if with_ctx && seq % 2 == 0 {
-            // The one-round-trip form that `PoolExt::begin_with_context` and `AuditedTx` send.
-            let sql = threadline_core::sql::begin_with_context_sql(&ctx);
-            conn.begin_with(sqlx::AssertSqlSafe(sql))
+            // The one-round-trip form, as `PoolExt::begin_with_context` and `AuditedTx` send it.
+            conn.begin_with_context(&ctx)
                 .await
                 .expect("begin with context")
         } else {

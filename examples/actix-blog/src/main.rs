@@ -2,7 +2,12 @@
 //! and an admin route over the trail. `cargo run -p actix-blog` serves on
 //! <http://localhost:3001> (`PORT` to change) against `DATABASE_URL` (default
 //! `postgres://localhost/threadline_actix_demo`, created when missing).
+//! `cargo run -p actix-blog -- --smoke` serves on a free port, sends the demo requests itself,
+//! and exits 0 when the trail is attributed correctly.
 
+mod smoke;
+
+use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, error, get, post, put, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -128,13 +133,45 @@ async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
     Ok(pool)
 }
 
+/// The demo server on `listener`, with the Threadline middleware around every route.
+fn server(pool: PgPool, listener: std::net::TcpListener) -> std::io::Result<Server> {
+    let threadline = web::Data::new(Threadline::new(pool.clone()));
+    let pool = web::Data::new(pool);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(pool.clone())
+            .app_data(threadline.clone())
+            .wrap(ThreadlineMiddleware::new(actor_fn).source("actix-blog"))
+            .service(put_post)
+            .service(publish)
+            .service(history)
+    })
+    .listen(listener)?
+    .run())
+}
+
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut smoke = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--smoke" => smoke = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: actix-blog [--smoke] (env DATABASE_URL, PORT)"
+                )
+                .into());
+            }
+        }
+    }
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://localhost/threadline_actix_demo".to_owned());
     let pool = prepare(&url)
         .await
         .map_err(|e| format!("cannot prepare the database at {url}: {e}"))?;
+    if smoke {
+        return smoke::run(pool).await;
+    }
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -146,19 +183,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("curl -s -X POST {base}/posts/hello/publish -H 'x-user: alice'");
     println!("curl -s {base}/admin/posts/hello/history -H 'x-user: admin'");
-    let threadline = web::Data::new(Threadline::new(pool.clone()));
-    let pool = web::Data::new(pool);
-    HttpServer::new(move || {
-        App::new()
-            .app_data(pool.clone())
-            .app_data(threadline.clone())
-            .wrap(ThreadlineMiddleware::new(actor_fn).source("actix-blog"))
-            .service(put_post)
-            .service(publish)
-            .service(history)
-    })
-    .bind(("127.0.0.1", port))?
-    .run()
-    .await?;
+    server(pool, std::net::TcpListener::bind(("127.0.0.1", port))?)?.await?;
     Ok(())
 }
