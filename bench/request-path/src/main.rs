@@ -1,9 +1,11 @@
-//! Request-path benchmark (issue 6, point 4): two axum `POST` handlers that insert one row into
-//! an unaudited table, one with a plain `pool.begin()`, one behind `ThreadlineLayer` with
+//! Request-path benchmark (issue 6, point 4): axum `POST` handlers that insert one row into an
+//! unaudited table, one with a plain `pool.begin()`, one behind `ThreadlineLayer` with
 //! `AuditedTx` (which applies the request's audit context to the transaction in the same round
-//! trip as `BEGIN`). A third route applies the context the two-step way (`BEGIN`, then
-//! `with_context`) for comparison. `wrk` drives them over loopback, alternating the routes;
-//! the result is the median of the per-round throughput ratios (route / plain).
+//! trip as `BEGIN`). For comparison, a third route applies the context the two-step way
+//! (`BEGIN`, then `with_context`) and a fourth runs the plain handler behind the layer (the
+//! layer's own cost). `wrk` drives them over loopback, alternating the route order; the result
+//! is the median of the per-round throughput ratios (route / plain), with the CPU time per
+//! request of this process and of the PostgreSQL processes (read from `/proc`, Linux).
 //!
 //! ```text
 //! cargo run --release -p threadline-bench -- [--rounds 10] [--duration 4] [--connections 16]
