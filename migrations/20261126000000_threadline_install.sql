@@ -74,7 +74,8 @@ CREATE INDEX IF NOT EXISTS audit_actions_inserted_at_idx
 -- Returns the audit_transactions id of the current database transaction, creating the row
 -- (with the context settings) on first use. The id is cached in the transaction-local
 -- setting threadline.txn as '<txid>:<id>'; a cached value from another transaction never
--- matches txid_current(), and a savepoint rollback restores the setting with the row.
+-- matches txid_current(), and a savepoint rollback restores the setting with the row. Any role
+-- can write the setting, so a cached id is used only if that row belongs to this transaction.
 CREATE OR REPLACE FUNCTION "public".threadline_transaction_id() RETURNS bigint
 LANGUAGE plpgsql AS $threadline$
 DECLARE
@@ -88,7 +89,10 @@ DECLARE
     v_raw text := NULLIF(current_setting('threadline.actor_ref', true), '');
 BEGIN
     IF split_part(v_cache, ':', 1) = v_txid::text THEN
-        RETURN split_part(v_cache, ':', 2)::bigint;
+        v_id := split_part(v_cache, ':', 2)::bigint;
+        IF EXISTS (SELECT 1 FROM "public".audit_transactions WHERE id = v_id AND txid = v_txid) THEN
+            RETURN v_id;
+        END IF;
     END IF;
     -- Fast path: no meta or remote_ip, and no actor or one in the canonical form written by
     -- ActorRef::to_json, which is always valid JSON with a string "type" (no \u escapes).

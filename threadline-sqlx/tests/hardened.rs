@@ -372,3 +372,77 @@ async fn retention_purge_runs_as_the_owner_role_and_not_as_the_application() {
         (50, 1)
     );
 }
+
+/// `threadline.txn` caches the current transaction's audit row as `<txid>:<id>`, and any role
+/// can write it. Hardened capture checks that the id names a row of this transaction, so the
+/// application cannot file its changes (or its actions) under another transaction's actor.
+#[tokio::test]
+async fn a_forged_transaction_cache_cannot_attach_changes_to_another_transaction() {
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::admin("victim").unwrap())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'by the admin', NULL), (2, 'b', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let victim: i64 = sqlx::query_scalar("SELECT id FROM audit_transactions")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("mallory").unwrap())
+        .await
+        .unwrap();
+    sqlx::query("SELECT set_config('threadline.txn', txid_current()::text || ':' || $1, true)")
+        .bind(victim.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // A bulk statement, a key change (the row-level path) and an action.
+    sqlx::query("INSERT INTO posts VALUES (3, 'by mallory', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE posts SET id = 20 WHERE id = 2")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mallory = ActorRef::user("mallory").unwrap();
+    let action = tx
+        .record_action("post.moved", &mallory, ActionOptions::new())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let filed: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT c.op, t.actor_ref FROM audit_changes c
+         JOIN audit_transactions t ON t.id = c.transaction_id
+         WHERE c.transaction_id <> $1 ORDER BY c.id",
+    )
+    .bind(victim)
+    .fetch_all(&mut app)
+    .await
+    .unwrap();
+    let mallory_json = json!({"type": "user", "id": "mallory"});
+    assert_eq!(
+        filed,
+        [
+            ("insert".to_owned(), mallory_json.clone()),
+            ("update".to_owned(), mallory_json.clone())
+        ]
+    );
+    let under_victim: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_changes WHERE transaction_id = $1")
+            .bind(victim)
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+    assert_eq!(under_victim, 2, "only the admin's own two inserts");
+    assert_ne!(action.transaction_id, Some(victim));
+    assert!(action.transaction_id.is_some());
+}

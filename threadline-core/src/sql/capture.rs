@@ -188,7 +188,9 @@ impl CapturePlan {
     pub fn stamp(&self) -> String {
         format!(
             "{STAMP_PREFIX}{:016x}",
-            fnv1a(self.function_sql().as_bytes())
+            // Hardening is not part of the stamp, so coverage checks agree whether or not the
+            // checker was told about the owner role (doctor checks hardening on its own).
+            fnv1a(self.function_sql(false).as_bytes())
         )
     }
 
@@ -201,7 +203,7 @@ impl CapturePlan {
             t.display_name()
         );
         out.push_str(&self.guard_sql());
-        out.push_str(&self.function_sql());
+        out.push_str(&self.function_sql(self.owner_role.is_some()));
         let _ = writeln!(
             out,
             "COMMENT ON FUNCTION {f}() IS {};\n",
@@ -304,8 +306,9 @@ END
         format!("DO {tag}\n{body}{tag};\n\n")
     }
 
-    /// The `CREATE OR REPLACE FUNCTION` statement.
-    fn function_sql(&self) -> String {
+    /// The `CREATE OR REPLACE FUNCTION` statement; `hardened` checks the cached transaction id
+    /// before using it.
+    fn function_sql(&self, hardened: bool) -> String {
         let s = &self.schema;
         let p = &self.policy;
         let required: BTreeSet<&Ident> = self.key.iter().chain(&p.exclude).chain(&p.mask).collect();
@@ -343,7 +346,19 @@ END
             };
             format!("(SELECT jsonb_object_agg(k, {value}) FROM unnest({fields}) AS k)")
         };
-        let tx = format!("coalesce(v_tx, (SELECT {s}.threadline_transaction_id()))");
+        // Hardened capture does not take the cached transaction id on trust: the application
+        // can write `threadline.txn`, so the id must name a row of this very transaction. The
+        // check is a subquery of the capture INSERT itself (one primary-key probe), which costs
+        // far less than a statement of its own. Without hardening the application can write
+        // the audit tables anyway, and the cache is used as it is.
+        let cached = if hardened {
+            format!(
+                "(SELECT t.id FROM {s}.audit_transactions AS t WHERE t.id = v_tx AND t.txid = txid_current())"
+            )
+        } else {
+            "v_tx".to_owned()
+        };
+        let tx = format!("coalesce({cached}, (SELECT {s}.threadline_transaction_id()))");
         let bulk = |op: &str, transition: &str, column: &str| {
             format!(
                 "        INSERT INTO {s}.audit_changes
@@ -441,7 +456,7 @@ BEGIN
         IF cardinality(v_fields) > 0 THEN
             INSERT INTO {s}.audit_changes
                 (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
-            VALUES (coalesce(v_tx, {s}.threadline_transaction_id()), TG_TABLE_SCHEMA, TG_TABLE_NAME,
+            VALUES (coalesce({cached}, {s}.threadline_transaction_id()), TG_TABLE_SCHEMA, TG_TABLE_NAME,
                 {pk_new}, 'update', {image_new}, v_fields, {from});
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
