@@ -8,6 +8,9 @@
 //! * **Row history** (`/row?table=…&pk=…`): every version of one row, newest first, with the
 //!   diff to the version before, and the row's state "as of" a chosen time.
 //! * **Actor** (`/actor?actor=user:42`): the actor's transactions.
+//! * **Export** (`/export?format=csv|ndjson&…`): the timeline's filter streamed as a download,
+//!   every matching change with its transaction and actions (the CLI's export format), with
+//!   no row limit; the timeline links to it.
 //! * **JSON** (`/api/timeline`, `/api/transactions/{id}`, `/api/row`, `/api/actor`): the same
 //!   data, same parameters.
 //!
@@ -39,6 +42,7 @@
 mod auth;
 mod diff;
 mod error;
+mod export;
 mod html;
 mod json;
 mod pages;
@@ -151,7 +155,7 @@ type State = Arc<Explorer>;
 /// state (`Router<S>`). Every route checks `options`' [`Authorize`] first.
 ///
 /// Routes (relative to the mount point): `/` timeline, `/transactions/{id}`, `/row`,
-/// `/actor`, the same under `/api/` as JSON, and `/assets/explorer.css`.
+/// `/actor`, the same under `/api/` as JSON, `/export`, and `/assets/explorer.css`.
 pub fn router<S>(threadline: Threadline, options: ExplorerOptions) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -165,6 +169,7 @@ where
         .route("/transactions/{id}", get(pages::transaction))
         .route("/row", get(pages::row))
         .route("/actor", get(pages::actor))
+        .route("/export", get(export::export))
         .route("/api/timeline", get(json::timeline))
         .route("/api/transactions/{id}", get(json::transaction))
         .route("/api/row", get(json::row))

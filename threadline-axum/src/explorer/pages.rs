@@ -172,6 +172,13 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
             div.actions {
                 button type="submit" { "Filter" }
                 a href=(view.link("", [])) { "Clear" }
+                span.export {
+                    "Export this filter:"
+                    @for (format, label) in super::export::FORMATS {
+                        " "
+                        a href=(view.link("/export", super::export::link_params(params, format))) download { (label) }
+                    }
+                }
             }
         }
     }

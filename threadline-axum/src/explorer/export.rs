@@ -1,0 +1,151 @@
+//! `/export`: the timeline's current filter streamed as a CSV or NDJSON download.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum_core::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use http::{StatusCode, header};
+use threadline_core::{ExportFormat, ExportRecord, ExportWriter};
+
+use super::State as AppState;
+use super::error::ExplorerError;
+use super::html::BasePath;
+use super::params::{self, FILTER_PARAMS, Params};
+
+/// The formats offered, as (`format` value, label).
+pub(super) const FORMATS: [(&str, &str); 2] = [("csv", "CSV"), ("ndjson", "NDJSON")];
+
+/// Streams every change that matches the filter, newest first, with no row limit; memory
+/// stays at one page of records. Bad parameters get the 400 page, and a database that fails
+/// before the first record the 500 page; a failure later cuts the download short.
+pub(super) async fn export(
+    State(state): State<AppState>,
+    Extension(BasePath(base)): Extension<BasePath>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let view = state.view(&base);
+    let started = async {
+        // The timeline filter's parameters, and `format` (`csv` or `ndjson`).
+        let known: Vec<&'static str> = FILTER_PARAMS.iter().copied().chain(["format"]).collect();
+        let params = Params::parse(raw.as_deref(), &known)?;
+        let (format, extension, content_type) = match params.get("format").unwrap_or("csv") {
+            "csv" => (ExportFormat::Csv, "csv", "text/csv; charset=utf-8"),
+            "ndjson" => (ExportFormat::Ndjson, "ndjson", "application/x-ndjson"),
+            other => {
+                return Err(ExplorerError::param(
+                    "format",
+                    format!("{other:?} is not a format; use csv or ndjson"),
+                ));
+            }
+        };
+        let filter = params::filter(&params)?;
+        let mut records = state.threadline.export_stream(&filter).boxed();
+        // The first page is read before answering, so that a database error is a proper page.
+        let first = records.next().await.transpose()?;
+        Ok::<_, ExplorerError>((format, extension, content_type, first, records))
+    };
+    let (format, extension, content_type, first, records) = match started.await {
+        Ok(started) => started,
+        Err(e) => {
+            let body = maud::html! { p.error role="alert" { (e.public_message()) } };
+            return view.page(e.status(), "Export", body);
+        }
+    };
+    let filename = format!(
+        "threadline-export-{}.{extension}",
+        Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
+    let records = futures_util::stream::iter(first.map(Ok))
+        .chain(records)
+        .boxed();
+    match encode(records, format) {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{filename}\""),
+                ),
+            ],
+            Body::from_stream(body),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "threadline explorer: cannot start the export");
+            let body = maud::html! { p.error role="alert" { "Cannot start the export." } };
+            view.page(StatusCode::INTERNAL_SERVER_ERROR, "Export", body)
+        }
+    }
+}
+
+/// Where the writer puts its bytes; the body stream takes them after every record.
+#[derive(Clone, Default)]
+struct Chunks(Arc<Mutex<Vec<u8>>>);
+
+impl Chunks {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The encoded body: the header (CSV), then the bytes of each record as it arrives. An error
+/// ends the stream with an `io::Error`, which aborts the response.
+fn encode(
+    records: BoxStream<'static, Result<ExportRecord, threadline_sqlx::Error>>,
+    format: ExportFormat,
+) -> io::Result<impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static> {
+    let chunks = Chunks::default();
+    let writer = ExportWriter::new(chunks.clone(), format, Utc::now())?;
+    Ok(futures_util::stream::unfold(
+        Some((writer, records, chunks)),
+        |state| async move {
+            let (mut writer, mut records, chunks) = state?;
+            match records.next().await {
+                Some(Ok(record)) => match writer.write(&record) {
+                    Ok(()) => Some((Ok(chunks.take()), Some((writer, records, chunks)))),
+                    Err(e) => Some((Err(e), None)),
+                },
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "threadline explorer: export cut short");
+                    Some((Err(io::Error::other(e)), None))
+                }
+                None => match writer.finish() {
+                    Ok(_) => Some((Ok(chunks.take()), None)),
+                    Err(e) => Some((Err(e), None)),
+                },
+            }
+        },
+    ))
+}
+
+/// The export link for the timeline's current filter.
+pub(super) fn link_params<'a>(
+    params: &'a Params,
+    format: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    params
+        .pairs()
+        .filter(|(n, _)| FILTER_PARAMS.contains(n))
+        .chain([("format", format)])
+}
