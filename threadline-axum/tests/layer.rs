@@ -1,8 +1,6 @@
 //! The layer and `Audit` extractor on a real axum router, driven with `oneshot`.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -122,37 +120,9 @@ async fn oversized_and_malformed_values_are_dropped_not_500() {
     assert_eq!(ctx["correlation_id"], Value::Null);
 }
 
-/// Records every `tracing` event as `LEVEL field=value ...`, for the log assertions.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Line(String);
-        impl tracing::field::Visit for Line {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-                self.0.push_str(&format!(" {}={value:?}", field.name()));
-            }
-        }
-        let mut line = Line(event.metadata().level().to_string());
-        event.record(&mut line);
-        self.0.lock().unwrap().push(line.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test]
 async fn dropped_values_are_logged_with_the_header_and_the_reason() {
-    let recorder = Recorder::default();
+    let recorder = threadline_test_support::logs::Recorder::default();
     // Current-thread runtime: the layer runs on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(recorder.clone());
     let app = routes().layer(ThreadlineLayer::new(actor_fn));
@@ -163,7 +133,7 @@ async fn dropped_values_are_logged_with_the_header_and_the_reason() {
         .unwrap();
     let ctx = context(app, req).await;
     assert_eq!(ctx["request_id"], Value::Null);
-    let lines = recorder.0.lock().unwrap().clone();
+    let lines = recorder.lines();
     let warned = |header: &str, reason: &str| {
         lines.iter().any(|l| {
             l.starts_with("WARN")

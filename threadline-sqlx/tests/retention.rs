@@ -1,7 +1,6 @@
 //! Retention purge on the real PostgreSQL: counts, batching, refusals and interruption.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -229,27 +228,6 @@ async fn keeping_empty_transactions_and_dry_run_agree() {
     );
 }
 
-#[derive(Default)]
-struct CountEvents(AtomicUsize);
-
-impl tracing::Subscriber for CountEvents {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target() == "threadline::retention" {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test]
 async fn batches_take_whole_transactions_and_max_batches_resumes() {
     let db = setup().await;
@@ -274,7 +252,7 @@ async fn batches_take_whole_transactions_and_max_batches_resumes() {
         max_batches: Some(10),
         ..Default::default()
     };
-    let events = Arc::new(CountEvents::default());
+    let events = threadline_test_support::logs::Recorder::default();
     let guard = tracing::subscriber::set_default(events.clone());
     let seen = Mutex::new(Vec::new());
     let first = purge_with_progress(pool, &InstallOptions::default(), &policy(), &options, |p| {
@@ -303,7 +281,11 @@ async fn batches_take_whole_transactions_and_max_batches_resumes() {
         "{seen:?}"
     );
     assert_eq!(
-        events.0.load(Ordering::Relaxed),
+        events
+            .lines()
+            .iter()
+            .filter(|l| l.contains(" threadline::retention:"))
+            .count(),
         10,
         "one tracing event per batch"
     );

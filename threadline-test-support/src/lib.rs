@@ -9,6 +9,8 @@
 //! # }
 //! ```
 
+pub mod logs;
+
 pub mod stress;
 
 pub mod browser;
