@@ -199,19 +199,31 @@ fn wrk(o: &Options, url: &str, seconds: u32) -> anyhow::Result<Run> {
     }
 }
 
-/// CPU time (user + system, in clock ticks) used so far by these processes, read from
-/// `/proc/<pid>/stat` (Linux); processes that have gone are skipped.
-fn cpu_ticks(pids: &[u32]) -> u64 {
+/// CPU time (user + system, in clock ticks) used so far by each of these processes, read from
+/// `/proc/<pid>/stat` (Linux); processes that have gone are left out.
+fn cpu_ticks(pids: &[u32]) -> Vec<(u32, u64)> {
     pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
+        .filter_map(|&pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // Fields after the command name, which is in parentheses and may hold spaces:
             // utime and stime are fields 14 and 15, so the 12th and 13th after it.
             let rest = &stat[stat.rfind(')')? + 2..];
             let mut fields = rest.split(' ').skip(11);
             let utime: u64 = fields.next()?.parse().ok()?;
             let stime: u64 = fields.next()?.parse().ok()?;
-            Some(utime + stime)
+            Some((pid, utime + stime))
+        })
+        .collect()
+}
+
+/// CPU ticks used between two readings by the processes present in both (a process that
+/// exits in between takes its time with it; one whose pid is reused is not counted).
+fn ticks_between(before: &[(u32, u64)], after: &[(u32, u64)]) -> u64 {
+    after
+        .iter()
+        .filter_map(|(pid, t1)| {
+            let (_, t0) = before.iter().find(|(p, _)| p == pid)?;
+            t1.checked_sub(*t0)
         })
         .sum()
 }
@@ -296,7 +308,10 @@ async fn main() -> anyhow::Result<()> {
             runs[i] = run(ROUTES[i].0, o.duration).await?;
             let (app1, db1) = (cpu_ticks(&me), cpu_ticks(&servers));
             let per_request = |ticks: u64| ticks as f64 * tick_us / runs[i].requests;
-            cpu[i] = (per_request(app1 - app0), per_request(db1 - db0));
+            cpu[i] = (
+                per_request(ticks_between(&app0, &app1)),
+                per_request(ticks_between(&db0, &db1)),
+            );
         }
         let line: Vec<String> = ROUTES
             .iter()
