@@ -18,8 +18,30 @@ use super::error::ExplorerError;
 use super::html::BasePath;
 use super::params::{self, FILTER_PARAMS, Params};
 
-/// The formats offered, as (`format` value, label).
-pub(super) const FORMATS: [(&str, &str); 2] = [("csv", "CSV"), ("ndjson", "NDJSON")];
+/// One format offered: its `format` value (also the file extension), link label, encoding
+/// and content type.
+pub(super) struct Format {
+    pub(super) value: &'static str,
+    pub(super) label: &'static str,
+    encoding: ExportFormat,
+    content_type: &'static str,
+}
+
+/// The formats offered; the first is the default.
+pub(super) const FORMATS: [Format; 2] = [
+    Format {
+        value: "csv",
+        label: "CSV",
+        encoding: ExportFormat::Csv,
+        content_type: "text/csv; charset=utf-8",
+    },
+    Format {
+        value: "ndjson",
+        label: "NDJSON",
+        encoding: ExportFormat::Ndjson,
+        content_type: "application/x-ndjson",
+    },
+];
 
 /// Streams every change that matches the filter, newest first, with no row limit; memory
 /// stays at one page of records. Bad parameters get the 400 page, and a database that fails
@@ -34,41 +56,38 @@ pub(super) async fn export(
         // The timeline filter's parameters, and `format` (`csv` or `ndjson`).
         let known: Vec<&'static str> = FILTER_PARAMS.iter().copied().chain(["format"]).collect();
         let params = Params::parse(raw.as_deref(), &known)?;
-        let (format, extension, content_type) = match params.get("format").unwrap_or("csv") {
-            "csv" => (ExportFormat::Csv, "csv", "text/csv; charset=utf-8"),
-            "ndjson" => (ExportFormat::Ndjson, "ndjson", "application/x-ndjson"),
-            other => {
-                return Err(ExplorerError::param(
+        let format = match params.get("format") {
+            None => &FORMATS[0],
+            Some(value) => FORMATS.iter().find(|f| f.value == value).ok_or_else(|| {
+                ExplorerError::param(
                     "format",
-                    format!("{other:?} is not a format; use csv or ndjson"),
-                ));
-            }
+                    format!("{value:?} is not a format; use csv or ndjson"),
+                )
+            })?,
         };
         let filter = params::filter(&params)?;
         let mut records = state.threadline.export_stream(&filter).boxed();
         // The first page is read before answering, so that a database error is a proper page.
         let first = records.next().await.transpose()?;
-        Ok::<_, ExplorerError>((format, extension, content_type, first, records))
+        Ok::<_, ExplorerError>((format, first, records))
     };
-    let (format, extension, content_type, first, records) = match started.await {
+    let (format, first, records) = match started.await {
         Ok(started) => started,
-        Err(e) => {
-            let body = maud::html! { p.error role="alert" { (e.public_message()) } };
-            return view.page(e.status(), "Export", body);
-        }
+        Err(e) => return view.error(&e),
     };
     let filename = format!(
-        "threadline-export-{}.{extension}",
-        Utc::now().format("%Y%m%dT%H%M%SZ")
+        "threadline-export-{}.{}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        format.value
     );
     let records = futures_util::stream::iter(first.map(Ok))
         .chain(records)
         .boxed();
-    match encode(records, format) {
+    match encode(records, format.encoding) {
         Ok(body) => (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, content_type.to_owned()),
+                (header::CONTENT_TYPE, format.content_type.to_owned()),
                 (
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"{filename}\""),
@@ -142,10 +161,10 @@ fn encode(
 /// The export link for the timeline's current filter.
 pub(super) fn link_params<'a>(
     params: &'a Params,
-    format: &'a str,
+    format: &'a Format,
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
     params
         .pairs()
         .filter(|(n, _)| FILTER_PARAMS.contains(n))
-        .chain([("format", format)])
+        .chain([("format", format.value)])
 }

@@ -174,9 +174,9 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
                 a href=(view.link("", [])) { "Clear" }
                 span.export {
                     "Export this filter:"
-                    @for (format, label) in super::export::FORMATS {
+                    @for format in &super::export::FORMATS {
                         " "
-                        a href=(view.link("/export", super::export::link_params(params, format))) download { (label) }
+                        a href=(view.link("/export", super::export::link_params(params, format))) download { (format.label) }
                     }
                 }
             }
