@@ -34,6 +34,8 @@ const ROUTES: [(&str, &str); 4] = [
     ("/layer-only", "plain behind the layer"),
 ];
 
+const INSERT: &str = "INSERT INTO notes (body) VALUES ('a note written by the benchmark')";
+
 /// Per-round figures of one route.
 #[derive(Clone, Default)]
 struct Results {
@@ -42,7 +44,6 @@ struct Results {
     app_us: Vec<f64>,
     db_us: Vec<f64>,
 }
-const INSERT: &str = "INSERT INTO notes (body) VALUES ('a note written by the benchmark')";
 
 #[derive(Clone)]
 struct Options {
