@@ -85,7 +85,7 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     stem.truncate(80);
     let path = args.migrations_dir.join(format!(
         "{}_threadline_capture_{stem}.sql",
-        output::migration_version()
+        output::next_migration_version(&args.migrations_dir)?
     ));
     output::write_atomic(&path, &sql)?;
     println!("wrote {}", path.display());

@@ -24,9 +24,8 @@ pub fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let path = args
-        .migrations_dir
-        .join(format!("{}{SUFFIX}", output::migration_version()));
+    let version = output::next_migration_version(&args.migrations_dir)?;
+    let path = args.migrations_dir.join(format!("{version}{SUFFIX}"));
     output::write_atomic(&path, &sql)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)

@@ -5,9 +5,65 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// sqlx's migration version prefix: the current UTC time as `YYYYMMDDHHMMSS`.
-pub fn migration_version() -> String {
-    chrono::Utc::now().format("%Y%m%d%H%M%S").to_string()
+/// The version of a new migration in `dir`: the current UTC time as `YYYYMMDDHHMMSS` (sqlx's
+/// convention), raised to one past the greatest version already in `dir` when that is not
+/// smaller. sqlx identifies a migration by its version alone, so two files with one version
+/// (`install` and `gen-triggers` run in the same second, or a folder numbered ahead of the
+/// clock) would make `sqlx migrate run` fail.
+pub fn next_migration_version(dir: &Path) -> anyhow::Result<i64> {
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let now: i64 = now
+        .parse()
+        .with_context(|| format!("cannot number the migration: bad clock reading {now}"))?;
+    next_version_after(now, dir)
+}
+
+/// [`next_migration_version`] with the clock reading `now` (a `YYYYMMDDHHMMSS` number).
+pub fn next_version_after(now: i64, dir: &Path) -> anyhow::Result<i64> {
+    let Some(max) = existing_versions(dir)?.into_iter().max() else {
+        return Ok(now);
+    };
+    if max < now {
+        return Ok(now);
+    }
+    max.checked_add(1).with_context(|| {
+        format!(
+            "cannot number the migration: {} already holds the largest possible version {max}; renumber its files",
+            dir.display()
+        )
+    })
+}
+
+/// The versions of the sqlx migrations in `dir`, read the way sqlx reads them: every file
+/// named `<integer>_<description>.sql` (including `.up.sql` / `.down.sql`). A missing
+/// directory has none.
+fn existing_versions(dir: &Path) -> anyhow::Result<Vec<i64>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read migrations directory {}", dir.display()));
+        }
+    };
+    let mut versions = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.with_context(|| format!("cannot read migrations directory {}", dir.display()))?;
+        // Like sqlx: files and links to files.
+        if !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some((version, rest)) = name.split_once('_')
+            && rest.ends_with(".sql")
+            && let Ok(version) = version.parse::<i64>()
+        {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
 }
 
 /// Existing migration files in `dir` whose name ends with `suffix`.
@@ -89,5 +145,55 @@ impl AtomicFile {
             .persist(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, name: &str) {
+        std::fs::write(dir.join(name), "SELECT 1;").unwrap();
+    }
+
+    #[test]
+    fn versions_follow_the_clock_and_never_repeat_or_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 20_261_203_075_353;
+        // An empty (or missing) folder takes the clock.
+        assert_eq!(
+            next_version_after(now, &dir.path().join("none")).unwrap(),
+            now
+        );
+        assert_eq!(next_version_after(now, dir.path()).unwrap(), now);
+        // Older migrations leave the clock alone.
+        touch(dir.path(), "20200101000000_create_posts.sql");
+        assert_eq!(next_version_after(now, dir.path()).unwrap(), now);
+        // A file written in the same second moves the next one up by one.
+        touch(dir.path(), &format!("{now}_threadline_install.sql"));
+        assert_eq!(next_version_after(now, dir.path()).unwrap(), now + 1);
+        // So does a folder numbered ahead of the clock, reversible files included.
+        touch(dir.path(), "20270101000000_later.up.sql");
+        touch(dir.path(), "20270101000000_later.down.sql");
+        assert_eq!(
+            next_version_after(now, dir.path()).unwrap(),
+            20_270_101_000_001
+        );
+        // Files sqlx ignores do not count.
+        touch(dir.path(), "99999999999999_notes.txt");
+        touch(dir.path(), "README.sql");
+        std::fs::create_dir(dir.path().join("99999999999999_dir.sql")).unwrap();
+        assert_eq!(
+            next_version_after(now, dir.path()).unwrap(),
+            20_270_101_000_001
+        );
+    }
+
+    #[test]
+    fn the_largest_version_is_an_error_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), &format!("{}_last.sql", i64::MAX));
+        let err = next_version_after(1, dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("renumber its files"), "{err:#}");
     }
 }
