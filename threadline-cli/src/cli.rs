@@ -41,6 +41,12 @@ pub struct DatabaseArgs {
     /// PostgreSQL URL, e.g. postgres://user@localhost/app.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Seconds to wait for the first connection (name lookup, TCP, TLS, authentication)
+    /// before giving up with the cause.
+    #[arg(long, value_name = "SECONDS", env = "THREADLINE_CONNECT_TIMEOUT",
+          default_value_t = crate::connect::DEFAULT_CONNECT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: u64,
 }
 
 /// Options shared by the commands that work on a database.

@@ -58,28 +58,6 @@ pub fn install_options(
     Ok(options)
 }
 
-/// Opens one connection for a CLI command, with a message that says how to fix a failure.
-pub async fn connect(url: &str) -> anyhow::Result<sqlx::PgConnection> {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url).await.context(
-        "cannot connect to --database-url / DATABASE_URL; check that PostgreSQL is running and the URL is right",
-    )
-}
-
-/// A small pool for a command that runs several statements, with the same error messages.
-pub async fn pool(db: &crate::cli::DatabaseArgs) -> anyhow::Result<sqlx::PgPool> {
-    let url = db.database_url.as_deref().context(
-        "no database given: pass --database-url postgres://user@host/db or set DATABASE_URL",
-    )?;
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(url)
-        .await
-        .context(
-            "cannot connect to --database-url / DATABASE_URL; check that PostgreSQL is running and the URL is right",
-        )
-}
-
 /// The loaded config file with the install options (schema) it and the flags give.
 pub fn ops(args: &crate::cli::OpsArgs) -> anyhow::Result<(Config, InstallOptions)> {
     let config = load(&args.config)?;

@@ -24,7 +24,7 @@ pub async fn run(args: ContinuityArgs) -> anyhow::Result<ExitCode> {
     let Some(table) = table else {
         return Ok(ExitCode::SUCCESS);
     };
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     threadline_sqlx::assert_capture_ready(&pool, &install, &config, &table).await?;
     let name = table.display_name();
     println!(
@@ -37,7 +37,7 @@ pub async fn run(args: ContinuityArgs) -> anyhow::Result<ExitCode> {
 pub async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let table = parse_table(&args.table)?;
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     let bar = if crate::progress::shown() {
         // The planner's row estimate sizes the bar (-1 when the table was never analyzed).
         let estimate: Option<f32> =

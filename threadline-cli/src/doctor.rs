@@ -9,7 +9,7 @@ use crate::cli::{DoctorArgs, ReportFormat};
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     let mut options = DoctorOptions::default();
     if let Some(role) = args.app_role {
         options = options.app_role(role);

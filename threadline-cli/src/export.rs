@@ -17,7 +17,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let (_, install) = crate::config::ops(&args.ops)?;
     let filter = filter(&args)?;
     filter.validate().context("invalid filters")?;
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     let threadline = Threadline::with_options(pool, &install);
     if args.dry_run {
         let n = threadline.count(&filter).await?;

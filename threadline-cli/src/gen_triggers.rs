@@ -39,7 +39,7 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     );
 
     let mut conn = match &args.db.database_url {
-        Some(url) => Some(crate::config::connect(url).await?),
+        Some(_) => Some(crate::connect::connection(&args.db).await?),
         None => None,
     };
 

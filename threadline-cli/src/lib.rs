@@ -9,6 +9,7 @@
 
 mod cli;
 mod config;
+mod connect;
 mod continuity;
 mod doctor;
 mod export;

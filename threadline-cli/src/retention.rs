@@ -31,7 +31,7 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("refusing to purge: {missing}");
         }
     }
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     let options = PurgeOptions {
         batch_size: args.batch_size,
         max_batches: args.max_batches,

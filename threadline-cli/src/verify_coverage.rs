@@ -15,7 +15,7 @@ pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
         "no tables to check: list the tables that must be audited in {} under [coverage], e.g. expected_tables = [\"users\", \"posts\"]",
         args.ops.config.display()
     );
-    let pool = crate::config::pool(&args.ops.db).await?;
+    let pool = crate::connect::pool(&args.ops.db).await?;
     let check = threadline_sqlx::verify_coverage(&pool, &install, &config, &expected)
         .await
         .context("cannot read the catalog")?;

@@ -227,7 +227,7 @@ fn errors_exit_non_zero_with_a_fix_and_leave_no_files() {
                 "--database-url",
                 "postgres://nobody@127.0.0.1:1/x",
             ],
-            "check that PostgreSQL is running",
+            "is PostgreSQL running on 127.0.0.1:1?",
         ),
         (vec!["install", "--schema", "a b"], "invalid --schema"),
     ];
