@@ -3,14 +3,18 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use threadline_core::{CapturePlan, Ident, ResolvedPolicy, TableCapture, TableName};
+use sqlx::PgConnection;
+use threadline_core::{
+    CapturePlan, Ident, InstallOptions, ResolvedPolicy, TableCapture, TableName,
+};
 
 use crate::cli::GenTriggersArgs;
 use crate::output;
 
 pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
-    let install = crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
+    let mut install =
+        crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
     let configured = config.tables()?;
     let flags = TableCapture::default()
         .store_changed_from(args.store_changed_from)
@@ -42,6 +46,15 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Some(crate::connect::connection(&args.db).await?),
         None => None,
     };
+    if let Some(conn) = conn.as_mut() {
+        let installed = Installed::read(conn, &install.schema).await?;
+        let given_by = if args.hardening.owner_role.is_some() {
+            "--owner-role".to_owned()
+        } else {
+            format!("owner_role in {}", args.config.display())
+        };
+        install = match_install(install, &installed, &given_by)?;
+    }
 
     let mut plans = Vec::new();
     for (table, policy) in tables {
@@ -68,7 +81,7 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
 
     if args.dry_run {
         for plan in &plans {
-            println!("{}", describe(plan));
+            println!("{}", describe(plan, &install));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -92,7 +105,96 @@ pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(plan: &CapturePlan) -> String {
+/// The Threadline install in the audit schema, as the catalog shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Installed {
+    /// No `audit_changes` table in the schema (the install migration is not applied yet).
+    Missing,
+    /// Installed without an owner role.
+    Plain,
+    /// Installed with `--owner-role`: the shared functions run as their owner
+    /// (`SECURITY DEFINER`) and `owner` owns the audit tables.
+    Hardened { owner: String },
+}
+
+impl Installed {
+    async fn read(conn: &mut PgConnection, schema: &Ident) -> anyhow::Result<Self> {
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT pg_catalog.pg_get_userbyid(c.relowner)::text,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                            WHERE p.pronamespace = c.relnamespace
+                              AND p.proname = 'threadline_transaction_id' AND p.prosecdef)
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = 'audit_changes' AND c.relkind IN ('r', 'p')",
+        )
+        .bind(schema.as_str())
+        .fetch_optional(conn)
+        .await
+        .context("cannot read the Threadline install from the catalog")?;
+        Ok(match row {
+            None => Self::Missing,
+            Some((_, false)) => Self::Plain,
+            Some((owner, true)) => Self::Hardened { owner },
+        })
+    }
+}
+
+/// The install options to generate with, so that capture matches the install: a hardened
+/// install's owner is used when no owner role was given (with a note), and a given owner role
+/// that disagrees with the catalog is refused, naming where it came from (`given_by`).
+fn match_install(
+    install: InstallOptions,
+    installed: &Installed,
+    given_by: &str,
+) -> anyhow::Result<InstallOptions> {
+    let schema = install.schema.quoted();
+    match (installed, &install.owner_role) {
+        (Installed::Missing, _) | (Installed::Plain, None) => Ok(install),
+        (Installed::Hardened { owner }, None) => {
+            let role = Ident::new(owner.as_str()).with_context(|| {
+                format!("the install's owner role {owner:?} is not a valid name")
+            })?;
+            eprintln!(
+                "note: schema {schema} holds a hardened install owned by role {}; the capture runs as that role, as with --owner-role {}",
+                role.quoted(),
+                flag_value(owner)
+            );
+            Ok(install.with_owner_role(role))
+        }
+        (Installed::Hardened { owner }, Some(given)) if given.as_str() == owner => Ok(install),
+        (Installed::Hardened { owner }, Some(given)) => anyhow::bail!(
+            "{given_by} names role {}, but the install in schema {schema} is hardened with owner role {}, and capture must run as that role to write the audit tables; pass --owner-role {} (or leave it out: gen-triggers then uses the install's owner)",
+            given.quoted(),
+            quote_role(owner),
+            flag_value(owner)
+        ),
+        (Installed::Plain, Some(given)) => anyhow::bail!(
+            "{given_by} names role {}, but the install in schema {schema} is not hardened, so capture running as that role may not write the audit tables; leave out --owner-role (and owner_role in the config file), or harden the install first (threadline install --owner-role {}, applied; it also hardens the capture already installed) and run gen-triggers again",
+            given.quoted(),
+            flag_value(given.as_str())
+        ),
+    }
+}
+
+fn quote_role(name: &str) -> String {
+    threadline_core::quote_ident(name)
+}
+
+/// A role name as a `--owner-role` value: bare when lower case, else double-quoted.
+fn flag_value(name: &str) -> String {
+    let plain = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c == '_' || c.is_ascii_lowercase() || (i > 0 && c.is_ascii_digit()));
+    if plain {
+        name.to_owned()
+    } else {
+        format!("'{}'", quote_role(name))
+    }
+}
+
+fn describe(plan: &CapturePlan, install: &InstallOptions) -> String {
     let list = |set: &mut dyn Iterator<Item = &Ident>| {
         set.map(|i| i.as_str()).collect::<Vec<_>>().join(",")
     };
@@ -104,8 +206,13 @@ fn describe(plan: &CapturePlan) -> String {
         placeholder,
         ..
     } = plan.policy();
+    let owner = install
+        .owner_role
+        .as_ref()
+        .map(|o| format!(" owner_role={}", o.quoted()))
+        .unwrap_or_default();
     format!(
-        "{}: key=({}) exclude=[{}] mask=[{}] except=[{}] store_changed_from={} mask_placeholder={:?}",
+        "{}: key=({}) exclude=[{}] mask=[{}] except=[{}] store_changed_from={} mask_placeholder={:?}{owner}",
         plan.table().display_name(),
         list(&mut plan.key().iter()),
         list(&mut exclude.iter()),
