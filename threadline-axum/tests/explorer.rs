@@ -569,3 +569,52 @@ async fn database_errors_answer_500_without_the_database_message() {
         );
     }
 }
+
+/// `/admin/audit/` (a trailing slash, as a browser or a hand-typed link sends it) is the
+/// timeline, with the explorer's authorization and security headers, when the explorer is
+/// mounted with `nest_service` as the guide says; with `nest`, axum never routes it to the
+/// explorer, and the application's own (empty, header-less) 404 answers.
+#[tokio::test]
+async fn a_trailing_slash_on_the_mount_point_serves_the_timeline_with_the_explorer_headers() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    for uri in ["/admin/audit/", "/admin/audit/?table=posts"] {
+        let reply = admin(&app, uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+        assert!(reply.body.contains("<h1>Timeline</h1>"), "{uri}: {}", reply.body);
+        assert!(reply.body.contains("data-change="), "{uri}: no changes listed");
+        assert!(
+            reply.body.contains("href=\"/admin/audit/assets/explorer.css\""),
+            "{uri}: links keep the canonical prefix"
+        );
+        assert_eq!(
+            reply.headers[header::CONTENT_SECURITY_POLICY],
+            threadline_csp(),
+            "{uri}"
+        );
+        assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store", "{uri}");
+
+        let denied = get_as(&app, Some("user:bob"), uri).await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(denied.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    // What the issue saw: with `nest`, the slash falls through to the application's 404.
+    let nested = Router::new()
+        .nest(
+            "/admin/audit",
+            threadline_axum::explorer::router(
+                threadline_sqlx::Threadline::new(s.db.pool.clone()),
+                threadline_axum::explorer::ExplorerOptions::new(|_: &http::request::Parts| true),
+            ),
+        )
+        .layer(threadline_axum::ThreadlineLayer::new(support::actor_from_request));
+    let reply = admin(&nested, "/admin/audit/").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(!reply.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+}
+
+/// The Content-Security-Policy every explorer response carries.
+fn threadline_csp() -> &'static str {
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+}
