@@ -581,10 +581,19 @@ async fn a_trailing_slash_on_the_mount_point_serves_the_timeline_with_the_explor
     for uri in ["/admin/audit/", "/admin/audit/?table=posts"] {
         let reply = admin(&app, uri).await;
         assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
-        assert!(reply.body.contains("<h1>Timeline</h1>"), "{uri}: {}", reply.body);
-        assert!(reply.body.contains("data-change="), "{uri}: no changes listed");
         assert!(
-            reply.body.contains("href=\"/admin/audit/assets/explorer.css\""),
+            reply.body.contains("<h1>Timeline</h1>"),
+            "{uri}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains("data-change="),
+            "{uri}: no changes listed"
+        );
+        assert!(
+            reply
+                .body
+                .contains("href=\"/admin/audit/assets/explorer.css\""),
             "{uri}: links keep the canonical prefix"
         );
         assert_eq!(
@@ -608,7 +617,9 @@ async fn a_trailing_slash_on_the_mount_point_serves_the_timeline_with_the_explor
                 threadline_axum::explorer::ExplorerOptions::new(|_: &http::request::Parts| true),
             ),
         )
-        .layer(threadline_axum::ThreadlineLayer::new(support::actor_from_request));
+        .layer(threadline_axum::ThreadlineLayer::new(
+            support::actor_from_request,
+        ));
     let reply = admin(&nested, "/admin/audit/").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(!reply.headers.contains_key(header::CONTENT_SECURITY_POLICY));
@@ -649,7 +660,8 @@ async fn as_of_links_carry_the_full_capture_time_and_show_the_state_after_the_ch
     let row = page(&app, "/admin/audit/row?table=posts&pk=1").await;
     // Shown to the microsecond, and linked with the full time.
     assert!(row.contains("2026-11-26 12:00:23.800547 UTC"), "{row}");
-    let link = "/admin/audit/row?table=public.posts&amp;pk=1&amp;at=2026-11-26T12%3A00%3A23.800547Z";
+    let link =
+        "/admin/audit/row?table=public.posts&amp;pk=1&amp;at=2026-11-26T12%3A00%3A23.800547Z";
     assert!(row.contains(link), "no full-precision as-of link in {row}");
     assert_eq!(row.matches("state after this change").count(), 4);
 
@@ -660,10 +672,19 @@ async fn as_of_links_carry_the_full_capture_time_and_show_the_state_after_the_ch
         result.contains("its state after the update captured at"),
         "{result}"
     );
-    assert!(result.contains("2026-11-26 12:00:23.800547 UTC"), "{result}");
-    assert!(result.contains("&lt;script&gt;"), "the updated title: {result}");
+    assert!(
+        result.contains("2026-11-26 12:00:23.800547 UTC"),
+        "{result}"
+    );
+    assert!(
+        result.contains("&lt;script&gt;"),
+        "the updated title: {result}"
+    );
     // The form keeps the full time for another look.
-    assert!(after.contains("value=\"2026-11-26T12:00:23.800547Z\""), "{after}");
+    assert!(
+        after.contains("value=\"2026-11-26T12:00:23.800547Z\""),
+        "{after}"
+    );
 
     // The millisecond the old explorer offered is before the update: the insert's state.
     let milli = page(
@@ -677,7 +698,11 @@ async fn as_of_links_carry_the_full_capture_time_and_show_the_state_after_the_ch
     assert!(!result.contains("&lt;script&gt;"), "{result}");
 
     // Transaction pages link each change's state after it too.
-    let tx = page(&app, &format!("/admin/audit/transactions/{}", s.transactions[1])).await;
+    let tx = page(
+        &app,
+        &format!("/admin/audit/transactions/{}", s.transactions[1]),
+    )
+    .await;
     assert!(tx.contains(link), "{tx}");
 }
 

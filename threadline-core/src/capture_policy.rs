@@ -131,11 +131,7 @@ impl fmt::Display for PolicyDifference {
             } => {
                 write!(f, "{list}:")?;
                 if !stored_only.is_empty() {
-                    write!(
-                        f,
-                        " {} only in the stored policy",
-                        stored_only.join(", ")
-                    )?;
+                    write!(f, " {} only in the stored policy", stored_only.join(", "))?;
                 }
                 if !stored_only.is_empty() && !local_only.is_empty() {
                     f.write_str(";")?;
@@ -174,13 +170,16 @@ pub fn policy_differences(
     local: &ResolvedPolicy,
 ) -> Vec<PolicyDifference> {
     let mut out = Vec::new();
-    let key_set = |k: &Option<Vec<Ident>>| -> BTreeSet<Ident> {
-        k.iter().flatten().cloned().collect()
-    };
+    let key_set =
+        |k: &Option<Vec<Ident>>| -> BTreeSet<Ident> { k.iter().flatten().cloned().collect() };
     let lists = [
         ("exclude", stored.exclude.clone(), local.exclude.clone()),
         ("mask", stored.mask.clone(), local.mask.clone()),
-        ("except_columns", stored.except.clone(), local.except.clone()),
+        (
+            "except_columns",
+            stored.except.clone(),
+            local.except.clone(),
+        ),
         (
             "key_columns",
             key_set(&stored.key_columns),
@@ -238,11 +237,15 @@ mod tests {
         let stored = parsed.policy.unwrap().unwrap();
         assert_eq!(stored.resolve().unwrap(), policy);
 
-        assert_eq!(CaptureComment::parse("threadline:capture:v1:0123").policy, None);
+        assert_eq!(
+            CaptureComment::parse("threadline:capture:v1:0123").policy,
+            None
+        );
         let broken = CaptureComment::parse("threadline:capture:v1:0123\n{\"mask\": 1}");
         assert!(broken.policy.unwrap().is_err());
-        let invalid =
-            CaptureComment::parse("threadline:capture:v1:0123\n{\"mask\":[\"a\"],\"exclude\":[\"a\"]}");
+        let invalid = CaptureComment::parse(
+            "threadline:capture:v1:0123\n{\"mask\":[\"a\"],\"exclude\":[\"a\"]}",
+        );
         let e = invalid.policy.unwrap().unwrap_err();
         assert!(e.to_string().contains("both `exclude` and `mask`"), "{e}");
     }

@@ -8,8 +8,8 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::capture_policy::CaptureComment;
-use crate::redaction::TableCapture;
 use crate::ident::{TableName, quote_ident, quote_literal};
+use crate::redaction::TableCapture;
 use crate::sql::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES};
 
 /// The capture state of one table.
@@ -201,9 +201,9 @@ pub fn classify_coverage(
         Some(Err(e)) => {
             return result(
                 CoverageStatus::Stale,
-                format!("capture cannot be regenerated with the current configuration: {e}"),
+                format!("capture cannot be regenerated with its capture policy: {e}"),
                 format!(
-                    "fix the table or its [capture.tables] section in threadline.toml, then {regenerate}"
+                    "fix the table or its capture policy (threadline.toml, gen-triggers flags, or the policy passed to audit_table), then {regenerate}"
                 ),
             );
         }
@@ -227,13 +227,19 @@ pub fn classify_coverage(
         ));
     }
     let stamp = plan.stamp();
-    let comment = ours[0].function_comment.as_deref().map(CaptureComment::parse);
+    let comment = ours[0]
+        .function_comment
+        .as_deref()
+        .map(CaptureComment::parse);
     let found = comment.as_ref().map(|c| c.stamp);
     if found != Some(stamp.as_str()) {
         let why = match found {
             Some(s) if s.starts_with(STAMP_PREFIX) => stale_function_detail(comment.as_ref()),
             Some(s) if s.starts_with("threadline:capture:") => {
-                format!("the capture function was made by another generator version ({})", quote_literal(s))
+                format!(
+                    "the capture function was made by another generator version ({})",
+                    quote_literal(s)
+                )
             }
             _ => "the capture function has no generator stamp (edited or made by hand)".to_owned(),
         };
