@@ -81,7 +81,8 @@ async fn verify_coverage_reports_each_status_and_exits_1_on_violation() {
     assert_eq!(code, 0, "capture matches its stored policy: {out}");
     assert!(out.contains("public.posts  covered\n"), "{out}");
     assert!(
-        err.contains("policy for public.posts differs") && err.contains("mask: id only in threadline.toml"),
+        err.contains("policy for public.posts differs")
+            && err.contains("mask: id only in threadline.toml"),
         "{err}"
     );
 }
