@@ -105,6 +105,24 @@ pub async fn stored_capture_policy(
     }
 }
 
+/// The policy `table`'s capture is checked with, and that must redact anything written beside
+/// it (snapshot images): the stored one, else `config`'s for capture generated before
+/// policies were stored (as [`coverage_policy`](threadline_core::coverage_policy) decides).
+pub(crate) async fn capture_policy_of(
+    pool: &PgPool,
+    install: &InstallOptions,
+    config: &Config,
+    table: &TableName,
+) -> Result<TableCapture> {
+    let stored = stored_capture_policies(pool, install)
+        .await?
+        .into_iter()
+        .find(|c| &c.table == table)
+        .and_then(|c| c.policy)
+        .and_then(std::result::Result::ok);
+    Ok(stored.unwrap_or_else(|| config.table_policy(table)))
+}
+
 /// A table whose `[capture.tables]` section in threadline.toml makes another policy than the
 /// one stored with its capture.
 #[non_exhaustive]
