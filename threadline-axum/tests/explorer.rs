@@ -569,3 +569,148 @@ async fn database_errors_answer_500_without_the_database_message() {
         );
     }
 }
+
+/// `/admin/audit/` (a trailing slash, as a browser or a hand-typed link sends it) is the
+/// timeline, with the explorer's authorization and security headers, when the explorer is
+/// mounted with `nest_service` as the guide says; with `nest`, axum never routes it to the
+/// explorer, and the application's own (empty, header-less) 404 answers.
+#[tokio::test]
+async fn a_trailing_slash_on_the_mount_point_serves_the_timeline_with_the_explorer_headers() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    for uri in ["/admin/audit/", "/admin/audit/?table=posts"] {
+        let reply = admin(&app, uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+        assert!(
+            reply.body.contains("<h1>Timeline</h1>"),
+            "{uri}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains("data-change="),
+            "{uri}: no changes listed"
+        );
+        assert!(
+            reply
+                .body
+                .contains("href=\"/admin/audit/assets/explorer.css\""),
+            "{uri}: links keep the canonical prefix"
+        );
+        assert_eq!(
+            reply.headers[header::CONTENT_SECURITY_POLICY],
+            threadline_csp(),
+            "{uri}"
+        );
+        assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store", "{uri}");
+
+        let denied = get_as(&app, Some("user:bob"), uri).await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(denied.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    // What the issue saw: with `nest`, the slash falls through to the application's 404.
+    let nested = Router::new()
+        .nest(
+            "/admin/audit",
+            threadline_axum::explorer::router(
+                threadline_sqlx::Threadline::new(s.db.pool.clone()),
+                threadline_axum::explorer::ExplorerOptions::new(|_: &http::request::Parts| true),
+            ),
+        )
+        .layer(threadline_axum::ThreadlineLayer::new(
+            support::actor_from_request,
+        ));
+    let reply = admin(&nested, "/admin/audit/").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(!reply.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+}
+
+/// The Content-Security-Policy every explorer response carries.
+fn threadline_csp() -> &'static str {
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+}
+
+/// Capture is to the microsecond, and so are the explorer's as-of links: "state after this
+/// change" on a version links to the row as of that change's exact capture time, which shows
+/// that version, while the same time cut to milliseconds shows the one before it.
+#[tokio::test]
+async fn as_of_links_carry_the_full_capture_time_and_show_the_state_after_the_change() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    // Post 1's versions, oldest first: insert, title update, status update, delete. Pin the
+    // first two to times 647 µs apart, the update at .800547 as in the issue.
+    let times = [
+        "2026-11-26 12:00:23.799900+00",
+        "2026-11-26 12:00:23.800547+00",
+        "2026-11-26 12:00:24+00",
+        "2026-11-26 12:00:25+00",
+    ];
+    sqlx::query(
+        "UPDATE audit_changes c SET captured_at = t.at::timestamptz
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM audit_changes
+               WHERE table_name = 'posts' AND table_pk = '{\"id\": 1}') AS v,
+              unnest($1::text[]) WITH ORDINALITY AS t(at, n)
+         WHERE c.id = v.id AND v.n = t.n",
+    )
+    .bind(times)
+    .execute(&s.db.pool)
+    .await
+    .unwrap();
+
+    let row = page(&app, "/admin/audit/row?table=posts&pk=1").await;
+    // Shown to the microsecond, and linked with the full time.
+    assert!(row.contains("2026-11-26 12:00:23.800547 UTC"), "{row}");
+    let link =
+        "/admin/audit/row?table=public.posts&amp;pk=1&amp;at=2026-11-26T12%3A00%3A23.800547Z";
+    assert!(row.contains(link), "no full-precision as-of link in {row}");
+    assert_eq!(row.matches("state after this change").count(), 4);
+
+    // Following it shows the title update, not the insert before it.
+    let after = page(&app, &link.replace("&amp;", "&")).await;
+    let result = as_of_result(&after);
+    assert!(
+        result.contains("its state after the update captured at"),
+        "{result}"
+    );
+    assert!(
+        result.contains("2026-11-26 12:00:23.800547 UTC"),
+        "{result}"
+    );
+    assert!(
+        result.contains("&lt;script&gt;"),
+        "the updated title: {result}"
+    );
+    // The form keeps the full time for another look.
+    assert!(
+        after.contains("value=\"2026-11-26T12:00:23.800547Z\""),
+        "{after}"
+    );
+
+    // The millisecond the old explorer offered is before the update: the insert's state.
+    let milli = page(
+        &app,
+        "/admin/audit/row?table=posts&pk=1&at=2026-11-26T12:00:23.800Z",
+    )
+    .await;
+    let result = as_of_result(&milli);
+    assert!(result.contains("its state after the insert"), "{result}");
+    assert!(result.contains("Hello"), "the first title: {result}");
+    assert!(!result.contains("&lt;script&gt;"), "{result}");
+
+    // Transaction pages link each change's state after it too.
+    let tx = page(
+        &app,
+        &format!("/admin/audit/transactions/{}", s.transactions[1]),
+    )
+    .await;
+    assert!(tx.contains(link), "{tx}");
+}
+
+/// The "as of" answer of a row page (without the version list below it).
+fn as_of_result(page: &str) -> &str {
+    let start = page
+        .find("<div class=\"as-of-result\">")
+        .expect("no as-of result");
+    let end = page[start..].find("</section>").unwrap() + start;
+    &page[start..end]
+}

@@ -148,7 +148,8 @@ pub struct ExportArgs {
     /// Encoding.
     #[arg(long, value_enum, required_unless_present = "dry_run")]
     pub format: Option<ExportFormatArg>,
-    /// Write to this file (through a temporary file and a rename); default stdout.
+    /// Write to this file (through a temporary file and a rename); default stdout. Missing
+    /// parent folders are created, so check the path for typos.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
     /// Only changes of this table (`table` or `schema.table`).

@@ -24,6 +24,7 @@ pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
         .filter(|t| t.status == CoverageStatus::Covered)
         .count();
     let violated = check.len() - covered;
+    let drift = policy_warnings(&pool, &install, &config).await?;
     match args.format {
         ReportFormat::Json => {
             let doc = serde_json::json!({
@@ -31,10 +32,14 @@ pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
                 "covered": covered,
                 "violated": violated,
                 "tables": check,
+                "policy_warnings": drift,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         ReportFormat::Text => {
+            for warning in &drift {
+                eprintln!("warning: {warning}");
+            }
             print!("{}", table(&check));
             println!(
                 "summary: {covered}/{} expected tables covered ({violated} violated)",
@@ -47,6 +52,29 @@ pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One line per table whose `[capture.tables]` section disagrees with the policy stored with
+/// its capture (a warning: capture does what the stored policy says).
+async fn policy_warnings(
+    pool: &sqlx::PgPool,
+    install: &threadline_core::InstallOptions,
+    config: &threadline_core::Config,
+) -> anyhow::Result<Vec<String>> {
+    let drift = threadline_sqlx::policy_drift(pool, install, config)
+        .await
+        .context("cannot read the stored capture policies")?;
+    Ok(drift
+        .iter()
+        .map(|d| {
+            let name = d.table.display_name();
+            let differences: Vec<String> = d.differences.iter().map(ToString::to_string).collect();
+            format!(
+                "threadline.toml's policy for {name} differs from the one its capture was generated with: {}; capture does what the stored policy says (run `threadline gen-triggers --tables {name}` and apply the SQL if the file is right)",
+                differences.join("; ")
+            )
+        })
+        .collect())
 }
 
 /// The aligned TABLE / STATUS table, then one line per violation with its fix.

@@ -84,6 +84,36 @@ async fn each_format_to_a_file_and_to_stdout() {
     assert_eq!(Value::Array(lines), doc["changes"]);
 }
 
+/// `-o` into folders that do not exist creates them, and `--help` says so (a typo in the path
+/// makes new folders rather than an error).
+#[tokio::test]
+async fn output_into_missing_folders_creates_them_as_help_says() {
+    let db = trail().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, help, _) = run(threadline(dir.path()).args(["export", "--help"]));
+    assert_eq!(code, 0);
+    let flag = help
+        .split("\n\n")
+        .find(|block| block.contains("--output <OUTPUT>"))
+        .unwrap_or_else(|| panic!("no -o in the help: {help}"));
+    let flag = flag.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flag.contains("Missing parent folders are created, so check the path for typos"),
+        "{flag}"
+    );
+
+    let (code, _, err) = run(threadline_on(&db, dir.path()).args([
+        "export",
+        "--format",
+        "csv",
+        "-o",
+        "no/such/dir/x.csv",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "wrote 7 changes to no/such/dir/x.csv\n");
+    assert_eq!(files(&dir.path().join("no/such/dir")), ["x.csv"]);
+}
+
 #[tokio::test]
 async fn filters_dry_run_and_truncation() {
     let db = trail().await;

@@ -7,7 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::capture_policy::CaptureComment;
 use crate::ident::{TableName, quote_ident, quote_literal};
+use crate::redaction::TableCapture;
 use crate::sql::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES};
 
 /// The capture state of one table.
@@ -16,7 +18,8 @@ use crate::sql::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES};
 #[serde(rename_all = "snake_case")]
 pub enum CoverageStatus {
     /// All three capture triggers are present and enabled, and the capture function is what
-    /// the current generator and configuration produce.
+    /// the current generator makes of the policy stored with it (of the configuration's, for
+    /// capture generated before policies were stored).
     Covered,
     /// No capture trigger.
     Uncovered,
@@ -98,13 +101,41 @@ pub struct ObservedTrigger {
     pub function_schema: String,
     /// Name of the function it executes.
     pub function_name: String,
-    /// That function's comment (the generator's stamp).
+    /// That function's comment (the generator's stamp, then the stored capture policy; see
+    /// [`CaptureComment`]).
     pub function_comment: Option<String>,
 }
 
+/// The policy to regenerate a table's capture from when checking it: the policy stored with
+/// its capture (in the capture function's comment), or `local` (the table's
+/// `[capture.tables]` section of threadline.toml) for capture generated before policies were
+/// stored, or whose stored policy cannot be read.
+///
+/// ```
+/// use threadline_core::{ObservedTrigger, TableCapture, coverage_policy};
+/// let trigger = |comment: &str| ObservedTrigger {
+///     name: "threadline_capture_insert".into(), enabled: 'O',
+///     function_schema: "public".into(), function_name: "threadline_capture_posts_0".into(),
+///     function_comment: Some(comment.into()),
+/// };
+/// let local = TableCapture::default().mask(["email"]);
+/// let stored = trigger("threadline:capture:v1:00\n{\"except_columns\":[\"updated_at\"]}");
+/// assert_eq!(coverage_policy(&[stored], local.clone()).except_columns, ["updated_at"]);
+/// assert_eq!(coverage_policy(&[trigger("threadline:capture:v1:00")], local.clone()), local);
+/// ```
+pub fn coverage_policy(triggers: &[ObservedTrigger], local: TableCapture) -> TableCapture {
+    let stored = triggers
+        .iter()
+        .filter(|t| TRIGGER_NAMES.contains(&t.name.as_str()))
+        .find_map(|t| t.function_comment.as_deref())
+        .and_then(|c| CaptureComment::parse(c).policy)
+        .and_then(Result::ok);
+    stored.unwrap_or(local)
+}
+
 /// Decides a table's status from its capture triggers and what the generator would produce
-/// now: `expected` is the plan from the current catalog and configuration, or why none can be
-/// made. It is only consulted when the table has capture triggers, so callers may pass `None`
+/// now: `expected` is the plan from the current catalog and [`coverage_policy`] (the stored
+/// policy, else the configuration's), or why none can be made. It is only consulted when the table has capture triggers, so callers may pass `None`
 /// for a table without any (with triggers, `None` is reported as stale).
 ///
 /// ```
@@ -170,9 +201,9 @@ pub fn classify_coverage(
         Some(Err(e)) => {
             return result(
                 CoverageStatus::Stale,
-                format!("capture cannot be regenerated with the current configuration: {e}"),
+                format!("capture cannot be regenerated with its capture policy: {e}"),
                 format!(
-                    "fix the table or its [capture.tables] section in threadline.toml, then {regenerate}"
+                    "fix the table or its capture policy (threadline.toml, gen-triggers flags, or the policy passed to audit_table), then {regenerate}"
                 ),
             );
         }
@@ -196,14 +227,19 @@ pub fn classify_coverage(
         ));
     }
     let stamp = plan.stamp();
-    let found = ours[0].function_comment.as_deref();
+    let comment = ours[0]
+        .function_comment
+        .as_deref()
+        .map(CaptureComment::parse);
+    let found = comment.as_ref().map(|c| c.stamp);
     if found != Some(stamp.as_str()) {
         let why = match found {
-            Some(s) if s.starts_with(STAMP_PREFIX) => {
-                "the capture function differs from what the current generator and threadline.toml produce (redaction or generator changed)".to_owned()
-            }
+            Some(s) if s.starts_with(STAMP_PREFIX) => stale_function_detail(comment.as_ref()),
             Some(s) if s.starts_with("threadline:capture:") => {
-                format!("the capture function was made by another generator version ({})", quote_literal(s))
+                format!(
+                    "the capture function was made by another generator version ({})",
+                    quote_literal(s)
+                )
             }
             _ => "the capture function has no generator stamp (edited or made by hand)".to_owned(),
         };
@@ -214,6 +250,15 @@ pub fn classify_coverage(
         status: CoverageStatus::Covered,
         detail: None,
         fix: None,
+    }
+}
+
+/// Why a function with a current-format stamp is stale: the policy it was compared with is the
+/// one stored in its comment when there is one (callers plan from it), else threadline.toml's.
+fn stale_function_detail(comment: Option<&CaptureComment<'_>>) -> String {
+    match comment.and_then(|c| c.policy.as_ref()) {
+        Some(Ok(_)) => "the capture function differs from what the current generator makes of its stored capture policy (the generator or the table's columns changed)".to_owned(),
+        _ => "the capture function differs from what the current generator and threadline.toml produce (redaction or generator changed)".to_owned(),
     }
 }
 
@@ -252,7 +297,7 @@ pub fn check_expected(coverage: &[TableCoverage], expected: &[TableName]) -> Vec
 mod tests {
     use super::*;
     use crate::sql::capture_function_name;
-    use crate::{Ident, InstallOptions, TableCapture};
+    use crate::{Ident, InstallOptions};
 
     fn plan(policy: &TableCapture) -> CapturePlan {
         CapturePlan::new(
@@ -273,7 +318,7 @@ mod tests {
                 enabled,
                 function_schema: "public".into(),
                 function_name: capture_function_name(plan.table()),
-                function_comment: Some(plan.stamp()),
+                function_comment: Some(plan.comment()),
             })
             .collect()
     }
@@ -314,6 +359,36 @@ mod tests {
         assert!(
             c.explain()
                 .contains("threadline gen-triggers --tables public.posts")
+        );
+
+        assert!(
+            c.explain().contains("makes of its stored capture policy"),
+            "{}",
+            c.explain()
+        );
+        let mut legacy = triggers(&current, 'O');
+        legacy
+            .iter_mut()
+            .for_each(|t| t.function_comment = Some(current.stamp()));
+        assert_eq!(status(&legacy, &current).status, CoverageStatus::Covered);
+        assert!(
+            status(&legacy, &masked)
+                .explain()
+                .contains("the current generator and threadline.toml produce")
+        );
+        assert_eq!(
+            coverage_policy(&legacy, TableCapture::default().mask(["title"])),
+            TableCapture::default().mask(["title"]),
+            "no stored policy: threadline.toml's"
+        );
+        assert_eq!(
+            coverage_policy(
+                &triggers(&masked, 'O'),
+                TableCapture::default().mask(["other"])
+            )
+            .mask,
+            ["title"],
+            "the stored policy wins"
         );
 
         let mut partial = triggers(&current, 'O');

@@ -39,7 +39,8 @@ impl fmt::Display for Severity {
 /// One result of a health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The check: `install`, `indexes`, `coverage`, `replication_role`, `privileges` or `orphans`.
+    /// The check: `install`, `indexes`, `coverage`, `capture_policy`, `replication_role`,
+    /// `privileges` or `orphans`.
     pub check: &'static str,
     /// How bad it is.
     pub severity: Severity,

@@ -28,4 +28,7 @@ pub enum Error {
     /// A retention policy is invalid.
     #[error(transparent)]
     Retention(#[from] crate::RetentionError),
+    /// The capture policy stored with a table's capture cannot be read.
+    #[error(transparent)]
+    StoredPolicy(#[from] crate::StoredPolicyError),
 }

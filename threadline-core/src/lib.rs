@@ -26,6 +26,7 @@
 
 mod actor;
 mod audit;
+mod capture_policy;
 mod config;
 mod context;
 mod continuity;
@@ -43,11 +44,16 @@ pub mod sql;
 
 pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
 pub use audit::{AuditChange, AuditTransaction, ChangeOp, UnknownOp};
+pub use capture_policy::{
+    CaptureComment, PolicyDifference, StoredPolicyError, capture_comment, policy_differences,
+    stored_form,
+};
 pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
 pub use context::{AuditContext, JobContext, settings};
 pub use continuity::cutover_steps;
 pub use coverage::{
     CoverageStatus, ObservedTrigger, TableCoverage, check_expected, classify_coverage,
+    coverage_policy,
 };
 pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with};
 pub use doctor::{Finding, InstallManifest, Severity};

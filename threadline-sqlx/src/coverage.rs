@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use threadline_core::sql::TRIGGER_NAMES;
 use threadline_core::{
     AUDIT_TABLES, Config, CoverageStatus, Ident, InstallOptions, ObservedTrigger, TableCoverage,
-    TableName, check_expected, classify_coverage,
+    TableName, check_expected, classify_coverage, coverage_policy,
 };
 
 use crate::error::{Error, Result};
@@ -40,9 +40,12 @@ type Row = (
 /// by extensions are left out, and so are the audit tables), sorted by schema and name.
 ///
 /// A table is *stale* when its capture function differs from what
-/// [`gen-triggers`](threadline_core::CapturePlan) would produce now from the catalog and
-/// `config` (its `[capture.tables]` policies); policies given only as CLI flags
-/// (`--store-changed-from`, `--except-columns`) are not known here, so keep them in the file.
+/// [`gen-triggers`](threadline_core::CapturePlan) would produce now from the catalog and the
+/// capture policy stored with it (in its function's comment, written by `gen-triggers` and
+/// [`audit_table`](crate::audit_table), whether the policy came from threadline.toml, flags
+/// or code). Capture generated before policies were stored is compared with `config`'s
+/// `[capture.tables]` policy instead. [`policy_drift`](crate::policy_drift) reports where
+/// `config` disagrees with a stored policy.
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
@@ -86,7 +89,8 @@ pub async fn trigger_coverage(
         let plan = if triggers.is_empty() {
             None
         } else {
-            match plan_capture(pool, install, &table, &config.table_policy(&table)).await {
+            let policy = coverage_policy(&triggers, config.table_policy(&table));
+            match plan_capture(pool, install, &table, &policy).await {
                 Ok(plan) => Some(Ok(plan)),
                 Err(Error::Core(threadline_core::Error::Capture(e))) => Some(Err(e)),
                 Err(e) => return Err(e),

@@ -33,7 +33,12 @@ impl DoctorOptions {
 /// * `install`: the audit tables, their columns and the shared functions exist and match
 ///   this version's install SQL;
 /// * `indexes`: the install's indexes exist and are valid;
-/// * `coverage`: expected tables are covered; no capture is disabled or stale;
+/// * `coverage`: expected tables are covered; no capture is disabled or stale (compared with
+///   the policy stored with each capture, or threadline.toml's for capture generated before
+///   policies were stored);
+/// * `capture_policy`: threadline.toml's `[capture.tables]` sections agree with the policies
+///   stored with the captures they name (a warning naming the differing columns), and every
+///   stored policy can be read;
 /// * `replication_role`: `session_replication_role` is not `replica` here, nor set so for a
 ///   role or this database (triggers do not fire in replica mode);
 /// * `privileges`: whether the application role can write the audit tables directly (a
@@ -64,6 +69,7 @@ pub async fn doctor(
         check_indexes(pool, install, &manifest, &mut findings).await?;
     }
     check_coverage(pool, install, config, &mut findings).await?;
+    check_capture_policy(pool, install, config, &mut findings).await?;
     check_replication_role(pool, &mut findings).await?;
     if installed {
         check_privileges(pool, install, &manifest, options, &mut findings).await?;
@@ -312,6 +318,58 @@ async fn check_coverage(
                 expected.len()
             ),
         ));
+    }
+    Ok(())
+}
+
+async fn check_capture_policy(
+    pool: &PgPool,
+    install: &InstallOptions,
+    config: &Config,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let before = findings.len();
+    let captured = crate::stored_capture_policies(pool, install).await?;
+    for c in &captured {
+        if let Some(Err(e)) = &c.policy {
+            findings.push(Finding::problem(
+                "capture_policy",
+                Severity::Warning,
+                format!("{}: {e}", c.table.display_name()),
+                format!(
+                    "run `threadline gen-triggers --tables {}` and apply the SQL",
+                    c.table.display_name()
+                ),
+            ));
+        }
+    }
+    for drift in crate::policy_drift(pool, install, config).await? {
+        let name = drift.table.display_name();
+        let differences: Vec<String> = drift.differences.iter().map(ToString::to_string).collect();
+        findings.push(Finding::problem(
+            "capture_policy",
+            Severity::Warning,
+            format!(
+                "threadline.toml's policy for {name} differs from the one its capture was generated with (stored in the database, and what capture does): {}",
+                differences.join("; ")
+            ),
+            format!(
+                "make [capture.tables] for {name} in threadline.toml match, or, if the file is right, run `threadline gen-triggers --tables {name}` and apply the SQL"
+            ),
+        ));
+    }
+    if findings.len() == before {
+        let legacy = captured.iter().filter(|c| c.policy.is_none()).count();
+        let mut message = format!(
+            "{} captured tables carry their capture policy, and threadline.toml agrees with those it names",
+            captured.len() - legacy
+        );
+        if legacy > 0 {
+            message.push_str(&format!(
+                "; {legacy} were captured before policies were stored and are checked against threadline.toml (regenerate them to store theirs)"
+            ));
+        }
+        findings.push(Finding::ok("capture_policy", message));
     }
     Ok(())
 }

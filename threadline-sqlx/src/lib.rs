@@ -25,6 +25,7 @@
 //! ```
 
 mod action;
+mod capture_policy;
 mod context;
 mod coverage;
 mod doctor;
@@ -40,6 +41,9 @@ mod threadline;
 pub use action::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
     current_audit_transaction_id, record_request_action, validate_action_name,
+};
+pub use capture_policy::{
+    PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };
 pub use context::{ConnectionExt, PoolExt, TransactionExt};
 pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
@@ -65,3 +69,4 @@ pub use threadline_core::{
     ExportRecord, FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity,
     TableCapture, TableCoverage, TableName, change_diff, change_diff_with,
 };
+pub use threadline_core::{PolicyDifference, StoredPolicyError};

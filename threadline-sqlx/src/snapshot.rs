@@ -50,7 +50,8 @@ pub struct SnapshotReport {
 /// reports "before capture began").
 ///
 /// The table must be capture-ready ([`assert_capture_ready`]): its capture is installed,
-/// enabled and generated from `config`, so snapshot images are redacted exactly like captured
+/// enabled and current. Snapshot images are redacted with the policy stored with the capture
+/// (`config`'s for capture generated before policies were stored), exactly like captured
 /// ones. Rows are read in key order in batches of `batch_size`, each batch in its own
 /// transaction with `options.context`; each row is locked until its batch commits, so a
 /// concurrent update is captured after the snapshot row. A row whose latest change already
@@ -80,7 +81,7 @@ pub async fn snapshot_table(
         ));
     }
     assert_capture_ready(pool, install, config, table).await?;
-    let policy = config.table_policy(table);
+    let policy = crate::capture_policy::capture_policy_of(pool, install, config, table).await?;
     let plan = plan_capture(pool, install, table, &policy).await?;
     let statement = plan.snapshot_batch_sql();
     let mut report = SnapshotReport {

@@ -12,8 +12,9 @@ mask = ["note"]
 "#;
 
 /// posts: covered; notes: uncovered; users: a disabled trigger; orders: generated without the
-/// mask the config now asks for; tags: a stamp from another generator; billing.invoices:
-/// covered in another schema; a partition and the audit tables are not listed.
+/// mask the config now asks for (covered: capture matches the policy stored with it); tags: a
+/// stamp from another generator; billing.invoices: covered in another schema; a partition and
+/// the audit tables are not listed.
 async fn setup() -> (TestDb, Config) {
     let db = TestDb::installed().await;
     db.exec(
@@ -67,7 +68,7 @@ async fn every_table_gets_its_status() {
         ("billing.invoices", CoverageStatus::Covered),
         ("public.events", CoverageStatus::Covered),
         ("public.notes", CoverageStatus::Uncovered),
-        ("public.orders", CoverageStatus::Stale),
+        ("public.orders", CoverageStatus::Covered),
         ("public.posts", CoverageStatus::Covered),
         ("public.tags", CoverageStatus::Stale),
         ("public.users", CoverageStatus::Disabled),
@@ -80,10 +81,15 @@ async fn every_table_gets_its_status() {
             .unwrap()
             .explain()
     };
-    assert!(
-        detail("public.orders").contains("differs from what the current generator"),
-        "{}",
-        detail("public.orders")
+    // The config disagrees with the stored policy: that is drift, reported on its own.
+    let drift = threadline_sqlx::policy_drift(&db.pool, &InstallOptions::default(), &config)
+        .await
+        .unwrap();
+    assert_eq!(drift.len(), 1);
+    assert_eq!(drift[0].table.display_name(), "public.orders");
+    assert_eq!(
+        drift[0].differences[0].to_string(),
+        "mask: note only in threadline.toml"
     );
     assert!(
         detail("public.tags").contains("another generator version"),
@@ -92,7 +98,7 @@ async fn every_table_gets_its_status() {
     );
     assert!(detail("public.users").contains("ENABLE TRIGGER threadline_capture_update"));
 
-    // With the policy the function was generated from, orders is current again.
+    // Without the config, orders is current too.
     let plain = trigger_coverage(&db.pool, &InstallOptions::default(), &Config::default())
         .await
         .unwrap();
@@ -103,7 +109,7 @@ async fn every_table_gets_its_status() {
                 && c.status == CoverageStatus::Covered)
     );
 
-    // Regenerating with the configured policy makes it current.
+    // Regenerating with the configured policy stores it: current, and no drift.
     db.audit("orders", &config.table_policy(&"orders".parse().unwrap()))
         .await;
     let again = trigger_coverage(&db.pool, &InstallOptions::default(), &config)
@@ -115,16 +121,24 @@ async fn every_table_gets_its_status() {
             .any(|c| c.table.display_name() == "public.orders"
                 && c.status == CoverageStatus::Covered)
     );
+    assert!(
+        threadline_sqlx::policy_drift(&db.pool, &InstallOptions::default(), &config)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
-async fn a_config_the_table_no_longer_fits_is_stale() {
+async fn a_policy_the_table_no_longer_fits_is_stale() {
     let (db, _) = setup().await;
-    let config = Config::from_toml("[capture.tables.posts]\nmask = [\"gone\"]").unwrap();
+    db.audit("posts", &TableCapture::default().mask(["title"]))
+        .await;
+    db.exec("ALTER TABLE posts DROP COLUMN title").await;
     let coverage = verify_coverage(
         &db.pool,
         &InstallOptions::default(),
-        &config,
+        &Config::default(),
         &["posts".parse().unwrap()],
     )
     .await
@@ -135,7 +149,7 @@ async fn a_config_the_table_no_longer_fits_is_stale() {
             .detail
             .as_deref()
             .unwrap()
-            .contains("has no column(s) gone"),
+            .contains("has no column(s) title"),
         "{:?}",
         coverage[0].detail
     );

@@ -43,6 +43,7 @@ async fn a_healthy_install_passes_every_check_but_warns_about_a_superuser() {
             ("install", Severity::Ok),
             ("indexes", Severity::Ok),
             ("coverage", Severity::Ok),
+            ("capture_policy", Severity::Ok),
             ("replication_role", Severity::Ok),
             ("privileges", Severity::Warning),
             ("orphans", Severity::Ok),
@@ -51,9 +52,9 @@ async fn a_healthy_install_passes_every_check_but_warns_about_a_superuser() {
     );
     assert!(findings[0].message.contains("present and current"));
     assert!(
-        findings[4].message.contains("is a superuser"),
+        findings[5].message.contains("is a superuser"),
         "{}",
-        findings[4].message
+        findings[5].message
     );
     assert!(
         findings

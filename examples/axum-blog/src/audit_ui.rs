@@ -17,12 +17,13 @@ pub const PATH: &str = "/admin/audit";
 /// Where a browser signs in.
 pub const LOGIN_PATH: &str = "/login/browser";
 
-/// The explorer, nested at [`PATH`] (admins only), and the sign-in form at [`LOGIN_PATH`].
+/// The explorer at [`PATH`] (admins only; `nest_service`, so that `PATH/` with a trailing
+/// slash is the explorer's timeline too), and the sign-in form at [`LOGIN_PATH`].
 pub fn routes(threadline: Threadline) -> Router<AppState> {
     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
     let options = ExplorerOptions::new(admins).title("axum-blog audit trail");
     Router::new()
-        .nest(PATH, explorer::router(threadline, options))
+        .nest_service(PATH, explorer::router(threadline, options))
         .route(LOGIN_PATH, get(login_page).post(login_form))
 }
 

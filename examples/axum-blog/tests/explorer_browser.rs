@@ -209,7 +209,7 @@ fn explore(database_url: &str) {
     browser.click_and_wait("form.as-of button");
     let text = browser.text();
     assert!(text.contains("the row looked like this"), "{text}");
-    assert!(text.contains("left by the update"), "{text}");
+    assert!(text.contains("its state after the update"), "{text}");
     browser.screenshot(&shots.join("demo-5-row-as-of.png"));
 
     // The publish is an #[audited] action: its transaction lists it.

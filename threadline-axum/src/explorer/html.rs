@@ -8,7 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 use threadline_core::{ActorRef, AuditChange, ChangeOp, DiffValue, FieldDiff};
 
-use super::params::pk_param;
+use super::params::{pk_param, time_param};
 use super::url::link;
 
 /// The prefix of the explorer's links, worked out per request by the guard.
@@ -185,6 +185,20 @@ impl View<'_> {
         }
     }
 
+    /// A link to the row's state right after `change`: "as of" the change's full capture time
+    /// (microseconds, as stored), which includes the change itself.
+    pub(super) fn as_of_link(&self, change: &AuditChange) -> Markup {
+        let table = table_display(change);
+        let pk = pk_param(&change.table_pk);
+        let at = time_param(change.captured_at);
+        html! {
+            a.as-of href=(self.link("/row", [("table", table.as_str()), ("pk", pk.as_str()), ("at", at.as_str())]))
+                title={ "the row as of " (at) ", this change included" } {
+                "state after this change"
+            }
+        }
+    }
+
     pub(super) fn table_link(&self, change: &AuditChange) -> Markup {
         let table = table_display(change);
         html! { a.table href=(self.link("", [("table", table.as_str())])) { (table) } }
@@ -229,9 +243,11 @@ pub(super) fn op(op: ChangeOp) -> Markup {
     html! { span class={ "op op-" (op.as_str()) } { (op.as_str()) } }
 }
 
+/// A time as captured: to the microsecond (PostgreSQL's precision), so two changes a few
+/// microseconds apart never look simultaneous.
 pub(super) fn time(t: DateTime<Utc>) -> Markup {
     html! {
-        time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
+        time datetime=(time_param(t)) { (t.format("%Y-%m-%d %H:%M:%S%.6f UTC")) }
     }
 }
 

@@ -1,5 +1,8 @@
 //! The audit explorer (feature `explorer`): server-rendered pages over the audit trail, as an
-//! axum [`Router`] that a host mounts under any path.
+//! axum [`Router`] that a host mounts under any path with
+//! [`nest_service`](Router::nest_service), which routes the mount point with and without a
+//! trailing slash (`/admin/audit` and `/admin/audit/`) to the timeline. ([`nest`](Router::nest)
+//! works too, but axum then leaves `/admin/audit/` to the host's fallback.)
 //!
 //! * **Timeline** (`/`): changes newest first, filtered by table, actor, time range,
 //!   operation, correlation id and request id, with keyset "newer" / "older" links.
@@ -31,7 +34,7 @@
 //!     // Only admins; the actor comes from the ThreadlineLayer below.
 //!     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
 //!     Router::new()
-//!         .nest("/admin/audit", explorer::router(threadline, ExplorerOptions::new(admins)))
+//!         .nest_service("/admin/audit", explorer::router(threadline, ExplorerOptions::new(admins)))
 //!         .layer(ThreadlineLayer::new(|parts: &http::request::Parts| {
 //!             let id = parts.headers.get("x-admin-id")?.to_str().ok()?;
 //!             ActorRef::admin(id).ok()
@@ -113,7 +116,7 @@ impl ExplorerOptions {
 
     /// The public path the explorer is served under, used to build its links, e.g.
     /// `/admin/audit`. Unset (the default), the explorer uses the path it was
-    /// [`nest`](Router::nest)ed at; set it when a proxy in front changes the prefix.
+    /// mounted at; set it when a proxy in front changes the prefix.
     pub fn base_path(mut self, path: impl Into<String>) -> Self {
         self.base_path = Some(url::normalize_base(&path.into()));
         self
@@ -151,8 +154,10 @@ struct Explorer {
 
 type State = Arc<Explorer>;
 
-/// The explorer's routes, ready to [`nest`](Router::nest) under any path of a router with any
-/// state (`Router<S>`). Every route checks `options`' [`Authorize`] first.
+/// The explorer's routes, ready to mount under any path with
+/// [`nest_service`](Router::nest_service) (which also routes the path with a trailing slash
+/// to the timeline) or [`nest`](Router::nest) (into a router with any state `S`). Every route
+/// checks `options`' [`Authorize`] first.
 ///
 /// Routes (relative to the mount point): `/` timeline, `/transactions/{id}`, `/row`,
 /// `/actor`, the same under `/api/` as JSON, `/export`, and `/assets/explorer.css`.

@@ -312,6 +312,7 @@ fn transaction_body(view: &View<'_>, detail: &TransactionDetail) -> Markup {
             @for change in &detail.changes {
                 article.change {
                     h3 { (view.change_heading(change)) }
+                    p.meta { (view.as_of_link(change)) }
                     (view.diff_table(&change_diff(change)))
                 }
             }
@@ -347,7 +348,7 @@ fn row_body(view: &View<'_>, data: &RowData) -> Markup {
     let at_value = data
         .as_of
         .as_ref()
-        .map(|(at, _)| params::time_field(*at))
+        .map(|(at, _)| params::time_param(*at))
         .unwrap_or_default();
     let diffs = version_diffs(&data.history);
     html! {
@@ -356,11 +357,15 @@ fn row_body(view: &View<'_>, data: &RowData) -> Markup {
             form.as-of method="get" action=(view.link("/row", [])) {
                 input type="hidden" name="table" value=(data.table);
                 input type="hidden" name="pk" value=(data.pk);
+                // Text, not datetime-local: that field stops at milliseconds, and captured
+                // times have microseconds.
                 label {
-                    span { "Time (UTC)" }
-                    input type="datetime-local" step="0.001" name="at" value=(at_value) required;
+                    span { "Time (UTC unless it has an offset; to the microsecond)" }
+                    input type="text" name="at" value=(at_value)
+                        placeholder="2026-11-26T14:30:00.123456Z" required;
                 }
                 div.actions { button type="submit" { "Show the row at that time" } }
+                p.muted { "Changes captured at exactly that time are included: the row as it was right after them." }
             }
             @if let Some((at, as_of)) = &data.as_of {
                 (as_of_result(view, *at, as_of))
@@ -377,6 +382,7 @@ fn row_body(view: &View<'_>, data: &RowData) -> Markup {
                     p.meta {
                         "by " (view.actor(change.actor_ref.as_ref()))
                         " in transaction " (view.transaction_link(change.transaction_id))
+                        " · " (view.as_of_link(change))
                     }
                     (view.diff_table(diff))
                 }
@@ -390,9 +396,10 @@ fn as_of_result(view: &View<'_>, at: DateTime<Utc>, as_of: &AsOf) -> Markup {
         div.as-of-result {
             @match as_of {
                 AsOf::Existed { image, change } => {
-                    p { "At " (time(at)) " the row looked like this (left by the "
-                        (change.op.as_str()) " at " (time(change.captured_at)) " in "
-                        (view.transaction_link(change.transaction_id)) "):" }
+                    p { "At " (time(at)) " the row looked like this: its state after the "
+                        (change.op.as_str()) " captured at " (time(change.captured_at)) " in "
+                        (view.transaction_link(change.transaction_id))
+                        ", the last change at or before that time:" }
                     (view.image_table(image))
                 }
                 AsOf::Deleted { change } => {

@@ -218,6 +218,12 @@ pub(super) fn time(param: &'static str, value: &str) -> Result<DateTime<Utc>, Ex
     ))
 }
 
+/// A time as a parameter value, to the microsecond (`2026-11-26T12:00:23.800547Z`): what
+/// links built from a change carry, so "as of" that time includes the change.
+pub(super) fn time_param(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// The value for a `datetime-local` field (UTC, milliseconds: the field's finest step).
 pub(super) fn time_field(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
@@ -264,6 +270,24 @@ mod tests {
         );
         assert_eq!(utc("2026-11-26"), "2026-11-26T00:00:00+00:00");
         assert!(time("from", "yesterday").is_err());
+        // Microseconds, as captured, are kept in every form, and links write them back.
+        let micros = |s: &str| time_param(time("at", s).unwrap());
+        assert_eq!(
+            micros("2026-11-26T12:00:23.800547Z"),
+            "2026-11-26T12:00:23.800547Z"
+        );
+        assert_eq!(
+            micros("2026-11-26T13:00:23.800547+01:00"),
+            "2026-11-26T12:00:23.800547Z"
+        );
+        assert_eq!(
+            micros("2026-11-26T12:00:23.800547"),
+            "2026-11-26T12:00:23.800547Z"
+        );
+        assert_eq!(
+            micros("2026-11-26 12:00:23.800547"),
+            "2026-11-26T12:00:23.800547Z"
+        );
     }
 
     #[test]

@@ -166,7 +166,8 @@ pub fn actor_from_request(parts: &Parts) -> Option<ActorRef> {
     ActorRef::parse_short(parts.headers.get("x-actor")?.to_str().ok()?).ok()
 }
 
-/// The explorer for admins, nested at `/admin/audit`, behind a `ThreadlineLayer`.
+/// The explorer for admins, mounted at `/admin/audit` with `nest_service` as the guide says,
+/// behind a `ThreadlineLayer`, in an application whose own 404 is empty.
 pub fn app(db: &TestDb, options: impl FnOnce(ExplorerOptions) -> ExplorerOptions) -> Router {
     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
     let explorer = explorer::router(
@@ -174,6 +175,6 @@ pub fn app(db: &TestDb, options: impl FnOnce(ExplorerOptions) -> ExplorerOptions
         options(ExplorerOptions::new(admins)),
     );
     Router::new()
-        .nest("/admin/audit", explorer)
+        .nest_service("/admin/audit", explorer)
         .layer(ThreadlineLayer::new(actor_from_request))
 }

@@ -194,7 +194,17 @@ impl CapturePlan {
         )
     }
 
-    /// The complete capture SQL: an apply-time guard, the function, its stamp, and the triggers.
+    /// The comment written on the capture function: the [`stamp`](Self::stamp), then the
+    /// policy it was generated with as one line of JSON (see [`CaptureComment`]), so that
+    /// tools read the policy from the database instead of guessing it.
+    ///
+    /// [`CaptureComment`]: crate::CaptureComment
+    pub fn comment(&self) -> String {
+        crate::capture_policy::capture_comment(&self.stamp(), &self.policy)
+    }
+
+    /// The complete capture SQL: an apply-time guard, the function, its comment (stamp and
+    /// stored policy), and the triggers.
     pub fn sql(&self) -> String {
         let t = &self.table;
         let f = self.function_name();
@@ -207,7 +217,7 @@ impl CapturePlan {
         let _ = writeln!(
             out,
             "COMMENT ON FUNCTION {f}() IS {};\n",
-            quote_literal(&self.stamp())
+            quote_literal(&self.comment())
         );
         out.push_str(&super::harden::capture_hardening(
             self.owner_role.as_ref(),
