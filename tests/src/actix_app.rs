@@ -62,7 +62,7 @@ async fn publish(
 pub async fn sender(pool: sqlx::PgPool) -> Sender {
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(pool))
+            .app_data(web::Data::new(threadline_sqlx::Threadline::new(pool)))
             .wrap(ThreadlineMiddleware::new(actor_fn))
             .route("/posts", web::post().to(create))
             .route("/posts/rollback", web::post().to(create_then_forget))

@@ -70,7 +70,7 @@ pub fn app(pool: sqlx::PgPool) -> Router {
         .route("/posts/rollback", post(create_then_forget))
         .route("/posts/{id}/publish", post(publish))
         .layer(ThreadlineLayer::new(actor_fn))
-        .with_state(pool)
+        .with_state(threadline_sqlx::Threadline::new(pool))
 }
 
 /// Sends requests through [`app`] with `oneshot`.

@@ -4,12 +4,13 @@
 //!   correlation id, client IP) and stores it in the request extensions. It never touches
 //!   the database.
 //! * [`Audit`] extracts that context; `Option<Audit>` when the middleware may be absent.
-//! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction from the
-//!   `web::Data<PgPool>` app data with the context already applied; the handler commits.
+//! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction on the pool of the
+//!   [`Threadline`](threadline_sqlx::Threadline) handle in the `web::Data<Threadline>` app
+//!   data with the context already applied; the handler commits.
 //! * [`audited`] (feature `sqlx`) records a semantic action in `audit_actions` after the
 //!   handler runs: status `ok` for 2xx/3xx, else `error`, with the request's actor, request
 //!   id and correlation id, linked to the transaction an [`AuditedTx`] committed. Put it
-//!   above routing attributes such as `#[post(..)]`; actions go to the `public` audit schema.
+//!   above routing attributes such as `#[post(..)]`; actions go to the handle's audit schema.
 //!
 //! ```
 //! use actix_web::{App, HttpRequest, HttpResponse, web};
@@ -33,7 +34,7 @@
 //!
 //! # fn app(pool: sqlx::PgPool) {
 //! let app = App::new()
-//!     .app_data(web::Data::new(pool))
+//!     .app_data(web::Data::new(threadline_actix::Threadline::new(pool)))
 //!     .wrap(ThreadlineMiddleware::new(actor_fn))
 //!     .route("/posts/{id}/publish", web::post().to(publish));
 //! # }
@@ -55,6 +56,8 @@ pub use threadline_core::{
 };
 #[cfg(feature = "sqlx")]
 pub use threadline_macros::audited_actix as audited;
+#[cfg(feature = "sqlx")]
+pub use threadline_sqlx::Threadline;
 #[cfg(feature = "sqlx")]
 pub use tx::{AuditedTx, AuditedTxError};
 

@@ -202,7 +202,7 @@ async fn missing_middleware_is_a_500_that_names_the_fix() {
 }
 
 #[actix_web::test]
-async fn audited_tx_without_pool_or_middleware_is_a_500_that_names_the_fix() {
+async fn audited_tx_without_handle_or_middleware_is_a_500_that_names_the_fix() {
     use threadline_actix::AuditedTx;
     async fn write(_tx: AuditedTx) -> &'static str {
         "unreachable"
@@ -222,5 +222,8 @@ async fn audited_tx_without_pool_or_middleware_is_a_500_that_names_the_fix() {
     let res = test::call_service(&app, test::TestRequest::get().uri("/w").to_request()).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
-    assert!(body.contains("web::Data::new(pool)"), "{body}");
+    assert!(
+        body.contains("web::Data::new(Threadline::new(pool))"),
+        "{body}"
+    );
 }

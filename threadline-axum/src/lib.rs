@@ -4,12 +4,13 @@
 //!   correlation id, client IP) and stores it in the request extensions. It never touches
 //!   the database.
 //! * [`Audit`] extracts that context; `Option<Audit>` when the layer may be absent.
-//! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction from the `PgPool` in
-//!   the router state with the context already applied; the handler commits.
+//! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction on the pool of the
+//!   [`Threadline`](threadline_sqlx::Threadline) handle in the router state
+//!   (`Threadline: FromRef<S>`) with the context already applied; the handler commits.
 //! * [`audited`] (feature `sqlx`) records a semantic action in `audit_actions` after the
 //!   handler runs: status `ok` for 2xx/3xx, else `error`, with the request's actor, request
-//!   id and correlation id, linked to the transaction an [`AuditedTx`] committed. The router
-//!   state must provide `PgPool: FromRef<S>`; actions go to the `public` audit schema.
+//!   id and correlation id, linked to the transaction an [`AuditedTx`] committed, in the
+//!   handle's audit schema.
 
 //!
 //! ```
@@ -38,7 +39,7 @@
 //!     Router::new()
 //!         .route("/posts/{id}/publish", post(publish))
 //!         .layer(ThreadlineLayer::new(actor_fn))
-//!         .with_state(pool)
+//!         .with_state(threadline_axum::Threadline::new(pool))
 //! }
 //! ```
 
@@ -60,6 +61,8 @@ pub use threadline_core::{
 };
 #[cfg(feature = "sqlx")]
 pub use threadline_macros::audited_axum as audited;
+#[cfg(feature = "sqlx")]
+pub use threadline_sqlx::Threadline;
 #[cfg(feature = "sqlx")]
 pub use tx::{AuditedTx, AuditedTxRejection};
 

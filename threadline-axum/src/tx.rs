@@ -6,23 +6,23 @@ use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use threadline_sqlx::PoolExt;
+use sqlx::{PgConnection, Postgres, Transaction};
+use threadline_sqlx::{ActionLink, RequestTransaction, Threadline};
 
 use crate::MissingThreadlineLayer;
-use crate::action::CommittedTransaction;
 
 /// A database transaction that already carries the request's audit context.
 ///
-/// Extracting it takes the `PgPool` from the router state (`PgPool: FromRef<S>`), begins a
-/// transaction and applies the context with one statement of transaction-local
-/// `set_config` calls. It derefs to `PgConnection`, so write with `.execute(&mut *tx)`. Call
+/// Extracting it takes the [`Threadline`] handle from the router state
+/// (`Threadline: FromRef<S>`), begins a transaction on its pool and applies the context in the
+/// same round trip. It derefs to `PgConnection`, so write with `.execute(&mut *tx)`. Call
 /// [`commit`](AuditedTx::commit) to keep the writes; dropping it rolls them back, and the
 /// audit trail captures nothing.
 ///
 /// ```
 /// use axum::{Router, extract::Path, http::StatusCode, routing::post};
 /// use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer};
+/// use threadline_sqlx::Threadline;
 ///
 /// async fn publish(Path(id): Path<i64>, mut tx: AuditedTx) -> Result<StatusCode, StatusCode> {
 ///     sqlx::query("UPDATE posts SET published = true WHERE id = $1")
@@ -38,24 +38,16 @@ use crate::action::CommittedTransaction;
 /// Router::new()
 ///     .route("/posts/{id}/publish", post(publish))
 ///     .layer(ThreadlineLayer::new(|_: &http::request::Parts| ActorRef::user("42").ok()))
-///     .with_state(pool)
+///     .with_state(Threadline::new(pool))
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct AuditedTx(Transaction<'static, Postgres>, Option<CommittedTransaction>);
+pub struct AuditedTx(RequestTransaction);
 
 impl AuditedTx {
     /// Commits the writes (and their audit rows). Under `#[audited]` it first notes the audit
     /// transaction's id (one more round trip) so that the action links to these changes.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if let Some(committed) = &self.1 {
-            match threadline_sqlx::current_audit_transaction_id(&mut self.0).await {
-                Ok(id) => committed.set(id),
-                Err(error) => {
-                    tracing::warn!(%error, "threadline: cannot link the action to this transaction")
-                }
-            }
-        }
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.0.commit().await
     }
 
@@ -66,12 +58,12 @@ impl AuditedTx {
 
     /// The underlying sqlx transaction.
     pub fn into_inner(self) -> Transaction<'static, Postgres> {
-        self.0
+        self.0.into_inner()
     }
 
     /// The underlying sqlx transaction, for APIs that want `&mut Transaction`.
     pub fn transaction(&mut self) -> &mut Transaction<'static, Postgres> {
-        &mut self.0
+        self.0.transaction()
     }
 }
 
@@ -91,16 +83,16 @@ impl DerefMut for AuditedTx {
 
 impl<S> FromRequestParts<S> for AuditedTx
 where
-    PgPool: FromRef<S>,
+    Threadline: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = AuditedTxRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ctx = crate::extract::context(parts)?;
-        let pool = PgPool::from_ref(state);
-        match pool.begin_with_context(ctx).await {
-            Ok(tx) => Ok(AuditedTx(tx, parts.extensions.get().cloned())),
+        let link = parts.extensions.get::<ActionLink>().cloned();
+        match RequestTransaction::begin(&Threadline::from_ref(state), ctx, link).await {
+            Ok(tx) => Ok(AuditedTx(tx)),
             Err(error) => {
                 tracing::error!(%error, "threadline: could not begin an audited transaction");
                 Err(AuditedTxRejection::Begin(error))
@@ -118,26 +110,36 @@ pub enum AuditedTxRejection {
     MissingLayer(#[from] MissingThreadlineLayer),
     /// The transaction could not begin: 503 when the pool timed out, else 500. The database's
     /// message is logged, not sent to the client.
-    #[error("could not begin an audited transaction: {0}")]
-    Begin(threadline_sqlx::Error),
+    #[error("could not begin an audited transaction")]
+    Begin(#[source] threadline_sqlx::Error),
+}
+
+impl AuditedTxRejection {
+    /// The status code of the response.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuditedTxRejection::MissingLayer(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuditedTxRejection::Begin(error) if error.is_pool_timeout() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AuditedTxRejection::Begin(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body of the response (it never holds the database's message).
+    pub fn body_text(&self) -> String {
+        match self {
+            AuditedTxRejection::MissingLayer(missing) => missing.to_string(),
+            AuditedTxRejection::Begin(error) if error.is_pool_timeout() => {
+                "database busy: no connection available, try again".to_owned()
+            }
+            AuditedTxRejection::Begin(_) => "could not begin the database transaction".to_owned(),
+        }
+    }
 }
 
 impl IntoResponse for AuditedTxRejection {
     fn into_response(self) -> Response {
-        match self {
-            AuditedTxRejection::MissingLayer(missing) => missing.into_response(),
-            AuditedTxRejection::Begin(threadline_sqlx::Error::Database(
-                sqlx::Error::PoolTimedOut,
-            )) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database busy: no connection available, try again",
-            )
-                .into_response(),
-            AuditedTxRejection::Begin(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not begin the database transaction",
-            )
-                .into_response(),
-        }
+        (self.status(), self.body_text()).into_response()
     }
 }

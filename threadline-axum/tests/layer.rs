@@ -299,7 +299,9 @@ async fn audited_tx_without_the_layer_is_the_same_500() {
     }
     // The rejection comes before any connection is made, so a lazy pool to nowhere is fine.
     let pool = sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
-    let app = Router::new().route("/w", get(write)).with_state(pool);
+    let app = Router::new()
+        .route("/w", get(write))
+        .with_state(threadline_axum::Threadline::new(pool));
     let (status, _, body) = send(app, Request::get("/w").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(String::from_utf8(body).unwrap().contains("ThreadlineLayer"));

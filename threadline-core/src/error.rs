@@ -4,6 +4,9 @@
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// An action is invalid.
+    #[error(transparent)]
+    Action(#[from] crate::ActionError),
     /// An actor reference is invalid.
     #[error(transparent)]
     Actor(#[from] crate::ActorRefError),

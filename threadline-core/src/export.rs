@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::AuditAction;
 use crate::audit::{AuditChange, AuditTransaction};
 
 /// The `format_version` of the JSON document.
@@ -35,80 +36,6 @@ pub const CSV_HEADER: [&str; 16] = [
     "actions",
 ];
 
-/// An action linked to an exported change's transaction (the fields of `audit_actions`).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ExportAction {
-    /// Row id.
-    pub id: i64,
-    /// Action name.
-    pub name: String,
-    /// Actor as stored.
-    pub actor_ref: Value,
-    /// `ok` or `error`.
-    pub status: String,
-    /// Verb.
-    pub verb: Option<String>,
-    /// Category.
-    pub category: Option<String>,
-    /// Reason.
-    pub reason: Option<String>,
-    /// Comment.
-    pub comment: Option<String>,
-    /// Correlation id.
-    pub correlation_id: Option<String>,
-    /// Request id.
-    pub request_id: Option<String>,
-    /// Job id.
-    pub job_id: Option<String>,
-    /// When it was recorded.
-    pub inserted_at: DateTime<Utc>,
-}
-
-impl ExportAction {
-    /// An action from its stored fields (all optional fields unset).
-    pub fn new(
-        id: i64,
-        name: impl Into<String>,
-        actor_ref: Value,
-        status: impl Into<String>,
-        inserted_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            id,
-            name: name.into(),
-            actor_ref,
-            status: status.into(),
-            verb: None,
-            category: None,
-            reason: None,
-            comment: None,
-            correlation_id: None,
-            request_id: None,
-            job_id: None,
-            inserted_at,
-        }
-    }
-
-    /// The action as a JSON object.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "actor_ref": self.actor_ref,
-            "status": self.status,
-            "verb": self.verb,
-            "category": self.category,
-            "reason": self.reason,
-            "comment": self.comment,
-            "correlation_id": self.correlation_id,
-            "request_id": self.request_id,
-            "job_id": self.job_id,
-            "inserted_at": export_timestamp(self.inserted_at),
-        })
-    }
-}
-
 /// One exported change with its transaction and the transaction's actions.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -118,7 +45,7 @@ pub struct ExportRecord {
     /// Its transaction; `None` only for an orphan change (see `doctor`).
     pub transaction: Option<AuditTransaction>,
     /// Actions linked to that transaction, in the order they were recorded.
-    pub actions: Vec<ExportAction>,
+    pub actions: Vec<AuditAction>,
 }
 
 impl ExportRecord {
@@ -126,7 +53,7 @@ impl ExportRecord {
     pub fn new(
         change: AuditChange,
         transaction: Option<AuditTransaction>,
-        actions: Vec<ExportAction>,
+        actions: Vec<AuditAction>,
     ) -> Self {
         Self {
             change,
@@ -175,7 +102,7 @@ impl ExportRecord {
             "changed_fields": c.changed_fields,
             "changed_from": c.changed_from,
             "transaction": transaction,
-            "actions": self.actions.iter().map(ExportAction::to_json).collect::<Vec<_>>(),
+            "actions": self.actions.iter().map(AuditAction::to_export_json).collect::<Vec<_>>(),
         })
     }
 
@@ -439,14 +366,21 @@ mod tests {
             source: None,
             meta: None,
         };
-        let mut action = ExportAction::new(
-            5,
-            "post.published",
-            json!({"type": "user", "id": "42"}),
-            "ok",
-            at(1_800_000_001),
-        );
-        action.reason = Some("launch".into());
+        let action = AuditAction {
+            id: 5,
+            name: "post.published".into(),
+            actor_ref: json!({"type": "user", "id": "42"}),
+            status: crate::ActionStatus::Ok,
+            verb: None,
+            category: None,
+            reason: Some("launch".into()),
+            comment: None,
+            correlation_id: None,
+            request_id: None,
+            job_id: None,
+            transaction_id: Some(3),
+            inserted_at: at(1_800_000_001),
+        };
         ExportRecord::new(change, Some(transaction), vec![action])
     }
 

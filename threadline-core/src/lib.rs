@@ -24,6 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod action;
 mod actor;
 mod audit;
 mod capture_policy;
@@ -42,6 +43,10 @@ mod redaction;
 mod retention;
 pub mod sql;
 
+pub use action::{
+    ActionError, ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES,
+    MAX_ACTION_NAME_BYTES, validate_action_name,
+};
 pub use actor::{ActorRef, ActorRefError, ActorType, MAX_ACTOR_ID_BYTES};
 pub use audit::{AuditChange, AuditTransaction, ChangeOp, UnknownOp};
 pub use capture_policy::{
@@ -59,8 +64,8 @@ pub use diff::{DiffOptions, DiffValue, FieldDiff, change_diff, change_diff_with}
 pub use doctor::{Finding, InstallManifest, Severity};
 pub use error::Error;
 pub use export::{
-    CSV_HEADER, EXPORT_FORMAT_VERSION, ExportAction, ExportFormat, ExportRecord, ExportWriter,
-    canonical_json, encode_export, export_timestamp,
+    CSV_HEADER, EXPORT_FORMAT_VERSION, ExportFormat, ExportRecord, ExportWriter, canonical_json,
+    encode_export, export_timestamp,
 };
 pub use headers::{
     CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,

@@ -19,9 +19,6 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::{FnArg, ItemFn, LitStr, parse_macro_input};
 
-/// Longest action name (bytes), as enforced by the database.
-const MAX_NAME_BYTES: usize = 256;
-
 /// Which web framework the expansion targets.
 #[derive(Clone, Copy)]
 enum Framework {
@@ -85,23 +82,10 @@ fn action_name(attr: TokenStream2) -> syn::Result<LitStr> {
             "expected one string literal naming the action, such as #[audited(\"post.published\")]",
         )
     })?;
-    let name = lit.value();
-    let problem = if name.trim().is_empty() {
-        Some("the action name is empty; use a dotted name such as \"post.published\"".to_owned())
-    } else if name.len() > MAX_NAME_BYTES {
-        Some(format!(
-            "the action name is {} bytes; the limit is {MAX_NAME_BYTES}",
-            name.len()
-        ))
-    } else if name.chars().any(char::is_control) {
-        Some("the action name contains a control character".to_owned())
-    } else {
-        None
-    };
-    match problem {
-        Some(msg) => Err(syn::Error::new(lit.span(), msg)),
-        None => Ok(lit),
-    }
+    // The same rule the library applies at run time, so a name that compiles is recorded.
+    threadline_core::validate_action_name(&lit.value())
+        .map_err(|e| syn::Error::new(lit.span(), e.to_string()))?;
+    Ok(lit)
 }
 
 fn expand(framework: Framework, attr: TokenStream2, item: &ItemFn) -> syn::Result<TokenStream2> {

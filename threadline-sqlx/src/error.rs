@@ -2,7 +2,7 @@
 
 use threadline_core::query::QueryError;
 use threadline_core::{
-    ActorRefError, CaptureError, ConfigError, IdentError, PolicyError, RetentionError,
+    ActionError, ActorRefError, CaptureError, ConfigError, IdentError, PolicyError, RetentionError,
 };
 
 /// Any error from threadline-sqlx.
@@ -77,6 +77,17 @@ from_core!(
     QueryError,
     RetentionError
 );
+
+/// An invalid action is an invalid argument, named as core names it.
+impl From<ActionError> for Error {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Name(reason) => Error::invalid("action name", reason),
+            ActionError::Field { field, reason } => Error::invalid(field, reason),
+            other => Error::Core(other.into()),
+        }
+    }
+}
 
 /// Shorthand for `Result<T, threadline_sqlx::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,14 +7,12 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::PgConnection;
 use threadline_core::query::{self, Page, PagedQuery, TimelineFilter};
-use threadline_core::{
-    AuditTransaction, ExportAction, ExportFormat, ExportRecord, Ident, encode_export,
-};
+use threadline_core::{AuditAction, AuditTransaction, ExportFormat, ExportRecord, encode_export};
 
-use crate::action::{AuditAction, transaction_actions};
+use crate::action::transaction_actions;
 use crate::error::{Error, Result};
 use crate::sql;
-use crate::threadline::{Threadline, fetch_changes, transaction_from_row};
+use crate::threadline::{Threadline, transaction_from_row};
 
 /// Default `max_rows` of a bounded export.
 pub const DEFAULT_EXPORT_MAX_ROWS: u64 = 10_000;
@@ -202,17 +200,17 @@ impl Threadline {
     ) -> Result<(Vec<ExportRecord>, Option<Page>)> {
         let PagedQuery { statement, plan } = query::timeline(self.schema(), filter, &page)?;
         let mut conn = self.conn().await?;
-        let changes = fetch_changes(&mut conn, statement).await?;
+        let changes = self.fetch_changes(&mut conn, statement).await?;
         let changes = plan.finish(changes, |c| (c.captured_at, c.id));
         let mut ids: Vec<i64> = changes.items.iter().map(|c| c.transaction_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let transactions = transactions(&mut conn, self.schema(), &ids).await?;
-        let mut actions: BTreeMap<i64, Vec<ExportAction>> = BTreeMap::new();
+        let transactions = self.transactions(&mut conn, &ids).await?;
+        let mut actions: BTreeMap<i64, Vec<AuditAction>> = BTreeMap::new();
         if !ids.is_empty() {
-            for a in transaction_actions(&mut conn, self.schema(), &ids).await? {
+            for a in transaction_actions(&mut conn, self, &ids).await? {
                 if let Some(t) = a.transaction_id {
-                    actions.entry(t).or_default().push(export_action(a));
+                    actions.entry(t).or_default().push(a);
                 }
             }
         }
@@ -231,40 +229,29 @@ impl Threadline {
             .collect();
         Ok((records, changes.next.map(Page::at)))
     }
-}
 
-async fn transactions(
-    conn: &mut PgConnection,
-    schema: &Ident,
-    ids: &[i64],
-) -> Result<BTreeMap<i64, AuditTransaction>> {
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
+    /// The transactions `ids`, by id.
+    async fn transactions(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, AuditTransaction>> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let statement = format!(
+            "SELECT {} FROM {}.audit_transactions t WHERE t.id = ANY ($1)",
+            query::TRANSACTION_COLUMNS,
+            self.schema().quoted()
+        );
+        let rows = self
+            .query(sql::generated(statement))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|row| transaction_from_row(row).map(|t| (t.id, t)))
+            .collect::<sqlx::Result<_>>()
+            .map_err(Error::from)
     }
-    let statement = format!(
-        "SELECT {} FROM {}.audit_transactions t WHERE t.id = ANY ($1)",
-        query::TRANSACTION_COLUMNS,
-        schema.quoted()
-    );
-    let rows = sqlx::query(sql::generated(statement))
-        .persistent(crate::named_statements())
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| transaction_from_row(row).map(|t| (t.id, t)))
-        .collect::<sqlx::Result<_>>()
-        .map_err(Error::from)
-}
-
-fn export_action(a: AuditAction) -> ExportAction {
-    let mut e = ExportAction::new(a.id, a.name, a.actor_ref, a.status.as_str(), a.inserted_at);
-    e.verb = a.verb;
-    e.category = a.category;
-    e.reason = a.reason;
-    e.comment = a.comment;
-    e.correlation_id = a.correlation_id;
-    e.request_id = a.request_id;
-    e.job_id = a.job_id;
-    e
 }

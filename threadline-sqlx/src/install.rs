@@ -1,20 +1,31 @@
 //! Installing the audit schema and attaching capture to tables.
 
-use sqlx::{Acquire, PgPool, Postgres};
+use sqlx::{Acquire, Postgres};
 use threadline_core::{CapturePlan, Ident, InstallOptions, TableCapture, TableName, install_sql};
 
 use crate::error::{Error, Result};
 use crate::sql;
 
-/// Creates (or updates) the audit tables, indexes and shared functions. Idempotent.
+/// Creates (or updates) the audit tables, indexes and shared functions. Idempotent. Runs in
+/// one transaction: on a pool or a connection, its own; inside a transaction you pass (such
+/// as a migration's), a savepoint of it, like sqlx's `Migrator::run`.
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
-/// threadline_sqlx::install(&pool, &threadline_sqlx::InstallOptions::default()).await?;
+/// use threadline_sqlx::{InstallOptions, install};
+/// install(&pool, &InstallOptions::default()).await?;
+/// // Or inside a transaction of your own, next to your schema changes:
+/// let mut tx = pool.begin().await?;
+/// sqlx::query("CREATE TABLE posts (id bigint PRIMARY KEY, title text)").execute(&mut *tx).await?;
+/// install(&mut *tx, &InstallOptions::default()).await?;
+/// tx.commit().await?;
 /// # Ok(()) }
 /// ```
-pub async fn install(pool: &PgPool, options: &InstallOptions) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub async fn install<'c, A>(conn: A, options: &InstallOptions) -> Result<()>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let mut tx = conn.begin().await?;
     sqlx::raw_sql(sql::generated(install_sql(options)))
         .execute(&mut *tx)
         .await?;
@@ -112,7 +123,8 @@ where
 }
 
 /// Attaches capture to a table (reading its primary key from the catalog), replacing any
-/// capture triggers it already has. Runs in one transaction.
+/// capture triggers it already has. Runs in one transaction, or a savepoint of the one you
+/// pass (see [`install`]).
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
@@ -121,13 +133,16 @@ where
 /// audit_table(&pool, &InstallOptions::default(), &"users".parse()?, &policy).await?;
 /// # Ok(()) }
 /// ```
-pub async fn audit_table(
-    pool: &PgPool,
+pub async fn audit_table<'c, A>(
+    conn: A,
     options: &InstallOptions,
     table: &TableName,
     capture: &TableCapture,
-) -> Result<CapturePlan> {
-    let mut tx = pool.begin().await?;
+) -> Result<CapturePlan>
+where
+    A: Acquire<'c, Database = Postgres>,
+{
+    let mut tx = conn.begin().await?;
     let plan = plan_capture(&mut *tx, options, table, capture).await?;
     sqlx::raw_sql(sql::generated(plan.sql()))
         .execute(&mut *tx)

@@ -3,10 +3,12 @@
 //! * [`install`] creates the audit schema; [`audit_table`] attaches capture triggers.
 //! * [`TransactionExt`] sets the actor and context on a transaction (`tx.with_actor(&actor)`)
 //!   and records semantic actions; [`PoolExt::begin_with_context`] does both at once.
-//! * Behind PgBouncer in transaction mode, call [`set_named_statements(false)`](set_named_statements)
-//!   once at start-up (see that function for why).
-//! * [`Threadline`] explores the trail: `history`, `as_of`, `timeline`, `actor_history`,
-//!   `transaction`, `count` and standalone `record_action`.
+//! * [`Threadline`] is the one handle: it carries the pool, the audit schema and the
+//!   [`StatementMode`] (unnamed statements behind PgBouncer in transaction mode), explores the
+//!   trail (`history`, `as_of`, `timeline`, `actor_history`, `transaction`, `count`), records
+//!   actions, and does the same on a connection you hold with [`Threadline::on`].
+//! * [`RequestTransaction`] and [`RequestAction`] are what the web crates' `AuditedTx` and
+//!   `#[audited]` are made of.
 //!
 //! ```no_run
 //! use threadline_sqlx::{ActorRef, InstallOptions, TableCapture, TransactionExt};
@@ -33,15 +35,13 @@ mod error;
 mod export;
 mod install;
 mod pooling;
+mod request;
 mod retention;
 mod snapshot;
 mod sql;
 mod threadline;
 
-pub use action::{
-    ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
-    current_audit_transaction_id, record_request_action, validate_action_name,
-};
+pub use action::current_audit_transaction_id;
 pub use capture_policy::{
     PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };
@@ -53,20 +53,25 @@ pub use export::{
     DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,
 };
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
-pub use pooling::{named_statements, set_named_statements};
+pub use pooling::StatementMode;
+pub use request::{ActionLink, RequestAction, RequestTransaction};
 pub use retention::{
     DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
     purge, purge_with_progress,
 };
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
-pub use threadline::{IntoTableName, Threadline, TransactionDetail};
+pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
 };
 pub use threadline_core::{
+    ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
+    validate_action_name,
+};
+pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CSV_HEADER, CapturePlan,
-    ChangeOp, Config, CoverageStatus, DiffOptions, DiffValue, ExportAction, ExportFormat,
-    ExportRecord, FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity,
-    TableCapture, TableCoverage, TableName, change_diff, change_diff_with,
+    ChangeOp, Config, CoverageStatus, DiffOptions, DiffValue, ExportFormat, ExportRecord,
+    FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity, TableCapture,
+    TableCoverage, TableName, change_diff, change_diff_with,
 };
 pub use threadline_core::{PolicyDifference, StoredPolicyError};

@@ -9,34 +9,34 @@
 //! collide on one server connection (`prepared statement "sqlx_s_1" already exists`), or a
 //! client binds a statement that lives on another server connection.
 //!
-//! [`set_named_statements(false)`](set_named_statements) makes Threadline's own parameterized
-//! statements (the context statement and action inserts) unnamed, which PgBouncer supports
-//! inside a transaction. Do the same for your own queries with `.persistent(false)`, and keep
-//! them inside transactions: an unnamed statement outside one is parsed and executed in two
-//! protocol round trips that PgBouncer may send to different servers. The cost is one extra
-//! round trip per statement, so leave it on when you connect to PostgreSQL directly.
-//! `guides/production-checklist.md` has the full PgBouncer setup.
+//! [`StatementMode::Unnamed`] on the [`Threadline`](crate::Threadline) handle makes
+//! Threadline's own parameterized statements (the handle's queries and action inserts)
+//! unnamed, which PgBouncer supports inside a transaction; the handle then runs each of its
+//! calls inside a transaction. The context statements (`tx.with_actor`, `begin_with_context`)
+//! use the simple query protocol and need no setting. Do the same for your own queries with
+//! `.persistent(false)`, and keep them inside transactions: an unnamed statement outside one
+//! is parsed and executed in two protocol round trips that PgBouncer may send to different
+//! servers. The cost is one extra round trip per statement, so keep the default when you
+//! connect to PostgreSQL directly. `guides/production-checklist.md` has the full PgBouncer
+//! setup.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-static NAMED_STATEMENTS: AtomicBool = AtomicBool::new(true);
-
-/// Chooses, for the whole process, whether Threadline's own parameterized statements use
-/// sqlx's named, cached prepared statements (`true`, the default: one round trip) or unnamed
-/// ones (`false`: required behind PgBouncer transaction pooling without prepared-statement
-/// support).
+/// How a [`Threadline`](crate::Threadline) prepares its own parameterized statements.
 ///
 /// ```
-/// // At start-up, when DATABASE_URL points at PgBouncer in transaction mode:
-/// threadline_sqlx::set_named_statements(false);
-/// assert!(!threadline_sqlx::named_statements());
-/// # threadline_sqlx::set_named_statements(true);
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use threadline_sqlx::{StatementMode, Threadline};
+/// // DATABASE_URL points at PgBouncer in transaction mode:
+/// let pool = sqlx::PgPool::connect_lazy("postgres://localhost:6432/app")?;
+/// let threadline = Threadline::new(pool).with_statement_mode(StatementMode::Unnamed);
+/// # let _ = threadline; Ok(()) }
 /// ```
-pub fn set_named_statements(enabled: bool) {
-    NAMED_STATEMENTS.store(enabled, Ordering::Relaxed);
-}
-
-/// Whether Threadline's own parameterized statements are named (see [`set_named_statements`]).
-pub fn named_statements() -> bool {
-    NAMED_STATEMENTS.load(Ordering::Relaxed)
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum StatementMode {
+    /// sqlx's named, cached prepared statements: one round trip per statement (the default).
+    #[default]
+    Named,
+    /// Unnamed statements, each call inside a transaction: required behind PgBouncer in
+    /// transaction mode without prepared-statement support.
+    Unnamed,
 }

@@ -7,14 +7,17 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use threadline_core::query::{
     self, AsOf, Page, PageOf, PagedQuery, PrimaryKey, SqlParam, Statement, TimelineFilter,
 };
 use threadline_core::{ActorRef, AuditChange, AuditTransaction, Ident, InstallOptions, TableName};
 
-use crate::action::{ActionOptions, AuditAction, insert_action, transaction_actions};
+use threadline_core::{ActionOptions, AuditAction};
+
+use crate::action::{insert_action, transaction_actions};
 use crate::error::{Error, Result};
+use crate::pooling::StatementMode;
 use crate::sql;
 
 /// A table argument: a `&str` parsed like the CLI's `--tables` (`posts`, `sales.orders`,
@@ -59,8 +62,13 @@ pub struct TransactionDetail {
     pub actions: Vec<AuditAction>,
 }
 
-/// The query handle over the audit trail: cheap to clone (a pool and a shared schema name),
-/// so an application keeps one in its state.
+/// The query handle over the audit trail, and the one place Threadline's configuration lives:
+/// the pool, the audit schema and the [`StatementMode`]. Cheap to clone (a pool and a shared
+/// settings record), so an application keeps one in its state; the web crates' extractors and
+/// the explorer take it from there.
+///
+/// Each method runs on a connection of its own. To read inside your own transaction (and see
+/// its snapshot and its uncommitted writes), borrow the connection with [`on`](Self::on).
 ///
 /// ```no_run
 /// # async fn run(pool: sqlx::PgPool) -> threadline_sqlx::Result<()> {
@@ -79,26 +87,63 @@ pub struct TransactionDetail {
 #[derive(Debug, Clone)]
 pub struct Threadline {
     pool: PgPool,
-    schema: Arc<Ident>,
+    settings: Arc<Settings>,
+}
+
+/// What a [`Threadline`] carries besides its pool.
+#[derive(Debug, Clone)]
+struct Settings {
+    schema: Ident,
+    statements: StatementMode,
 }
 
 impl Threadline {
-    /// A handle over the audit tables in the `public` schema.
+    /// A handle over the audit tables in the `public` schema, with named statements.
     pub fn new(pool: PgPool) -> Self {
         Self::with_options(pool, &InstallOptions::default())
     }
 
-    /// A handle over the audit tables installed with `options`.
+    /// A handle over the audit tables installed with `options` (their schema).
     pub fn with_options(pool: PgPool, options: &InstallOptions) -> Self {
         Self {
             pool,
-            schema: Arc::new(options.schema.clone()),
+            settings: Arc::new(Settings {
+                schema: options.schema.clone(),
+                statements: StatementMode::default(),
+            }),
         }
     }
 
     /// The same handle over the audit tables in another schema.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pool = sqlx::PgPool::connect_lazy("postgres://localhost/app")?;
+    /// let audit = threadline_sqlx::Ident::new("audit")?;
+    /// let threadline = threadline_sqlx::Threadline::new(pool).with_schema(audit);
+    /// assert_eq!(threadline.schema().as_str(), "audit");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
     pub fn with_schema(mut self, schema: Ident) -> Self {
-        self.schema = Arc::new(schema);
+        Arc::make_mut(&mut self.settings).schema = schema;
+        self
+    }
+
+    /// The same handle with another [`StatementMode`]; use [`StatementMode::Unnamed`] behind
+    /// PgBouncer in transaction mode.
+    ///
+    /// ```
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use threadline_sqlx::{StatementMode, Threadline};
+    /// # let pool = sqlx::PgPool::connect_lazy("postgres://localhost/app")?;
+    /// let threadline = Threadline::new(pool).with_statement_mode(StatementMode::Unnamed);
+    /// assert_eq!(threadline.statement_mode(), StatementMode::Unnamed);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_statement_mode(mut self, mode: StatementMode) -> Self {
+        Arc::make_mut(&mut self.settings).statements = mode;
         self
     }
 
@@ -109,7 +154,35 @@ impl Threadline {
 
     /// The audit schema.
     pub fn schema(&self) -> &Ident {
-        &self.schema
+        &self.settings.schema
+    }
+
+    /// How Threadline's own parameterized statements are prepared.
+    pub fn statement_mode(&self) -> StatementMode {
+        self.settings.statements
+    }
+
+    /// The same queries on a connection you hold: a transaction (`&mut *tx`), so that an
+    /// admin route reads the trail inside its own snapshot, or a pooled connection.
+    ///
+    /// ```no_run
+    /// # async fn run(threadline: threadline_sqlx::Threadline) -> threadline_sqlx::Result<()> {
+    /// use threadline_sqlx::{ActionOptions, ActorRef, TransactionExt};
+    /// let admin = ActorRef::admin("7")?;
+    /// let mut tx = threadline.pool().begin().await?;
+    /// tx.with_actor(&admin).await?;
+    /// sqlx::query("UPDATE posts SET hidden = true WHERE id = 42").execute(&mut *tx).await?;
+    /// // Sees the uncommitted change, and links the action to this transaction.
+    /// let versions = threadline.on(&mut *tx).history("posts", 42).await?;
+    /// threadline.on(&mut *tx).record_action("post.hidden", &admin, ActionOptions::new()).await?;
+    /// tx.commit().await?;
+    /// # let _ = versions; Ok(()) }
+    /// ```
+    pub fn on<'c>(&'c self, conn: &'c mut PgConnection) -> ThreadlineConn<'c> {
+        ThreadlineConn {
+            threadline: self,
+            conn,
+        }
     }
 
     /// One row's changes, newest first (`captured_at DESC, id DESC`).
@@ -124,13 +197,8 @@ impl Threadline {
         table: impl IntoTableName,
         pk: impl Into<PrimaryKey>,
     ) -> Result<Vec<AuditChange>> {
-        let table = table.into_table_name()?;
         let mut conn = self.conn().await?;
-        let Some(candidates) = self.candidates(&mut conn, &table, &pk.into()).await? else {
-            return Ok(Vec::new());
-        };
-        let changes =
-            fetch_changes(&mut conn, query::history(&self.schema, &table, candidates)).await?;
+        let changes = self.on(&mut conn).history(table, pk).await?;
         conn.finish().await?;
         Ok(changes)
     }
@@ -142,15 +210,10 @@ impl Threadline {
         pk: impl Into<PrimaryKey>,
         at: DateTime<Utc>,
     ) -> Result<AsOf> {
-        let table = table.into_table_name()?;
         let mut conn = self.conn().await?;
-        let Some(candidates) = self.candidates(&mut conn, &table, &pk.into()).await? else {
-            return Ok(AsOf::from_changes(Vec::new(), at));
-        };
-        let statement = query::as_of(&self.schema, &table, candidates, at);
-        let rows = fetch_changes(&mut conn, statement).await?;
+        let state = self.on(&mut conn).as_of(table, pk, at).await?;
         conn.finish().await?;
-        Ok(AsOf::from_changes(rows, at))
+        Ok(state)
     }
 
     /// One page of the changes matching `filter`, newest first (`captured_at DESC, id DESC`).
@@ -159,20 +222,18 @@ impl Threadline {
         filter: &TimelineFilter,
         page: Page,
     ) -> Result<PageOf<AuditChange>> {
-        let PagedQuery { statement, plan } = query::timeline(&self.schema, filter, &page)?;
         let mut conn = self.conn().await?;
-        let rows = fetch_changes(&mut conn, statement).await?;
+        let changes = self.on(&mut conn).timeline(filter, page).await?;
         conn.finish().await?;
-        Ok(plan.finish(rows, |c| (c.captured_at, c.id)))
+        Ok(changes)
     }
 
     /// How many changes match `filter`. Exact: its cost grows with the number of matches.
     pub async fn count(&self, filter: &TimelineFilter) -> Result<u64> {
-        let statement = query::count(&self.schema, filter)?;
         let mut conn = self.conn().await?;
-        let n: i64 = bind(&statement).fetch_one(&mut *conn).await?.try_get(0)?;
+        let n = self.on(&mut conn).count(filter).await?;
         conn.finish().await?;
-        Ok(u64::try_from(n).unwrap_or_default())
+        Ok(n)
     }
 
     /// One page of an actor's transactions, newest first (`occurred_at DESC, id DESC`).
@@ -182,42 +243,24 @@ impl Threadline {
         actor: &ActorRef,
         page: Page,
     ) -> Result<PageOf<AuditTransaction>> {
-        let PagedQuery { statement, plan } = query::actor_history(&self.schema, actor, &page)?;
         let mut conn = self.conn().await?;
-        let rows = bind(&statement).fetch_all(&mut *conn).await?;
+        let transactions = self.on(&mut conn).actor_history(actor, page).await?;
         conn.finish().await?;
-        let rows = rows
-            .iter()
-            .map(transaction_from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        Ok(plan.finish(rows, |t| (t.occurred_at, t.id)))
+        Ok(transactions)
     }
 
     /// A transaction with its changes and linked actions; `None` when no such id.
     pub async fn transaction(&self, id: i64) -> Result<Option<TransactionDetail>> {
         let mut conn = self.conn().await?;
-        let Some(row) = bind(&query::transaction(&self.schema, id))
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let transaction = transaction_from_row(&row)?;
-        let changes =
-            fetch_changes(&mut conn, query::transaction_changes(&self.schema, id)).await?;
-        let actions = transaction_actions(&mut conn, &self.schema, &[id]).await?;
+        let detail = self.on(&mut conn).transaction(id).await?;
         conn.finish().await?;
-        Ok(Some(TransactionDetail {
-            transaction,
-            changes,
-            actions,
-        }))
+        Ok(detail)
     }
 
     /// Records an action outside any transaction. Set
-    /// [`ActionOptions::transaction_id`] to link it to changes that already committed; inside a
-    /// transaction, use [`TransactionExt::record_action`](crate::TransactionExt::record_action)
-    /// so that the action links to the changes it is causing.
+    /// [`ActionOptions::transaction_id`] to link it to changes that already committed; inside
+    /// a transaction, record it with [`on(&mut *tx)`](Self::on) so that it links to the
+    /// changes it is causing.
     pub async fn record_action(
         &self,
         name: &str,
@@ -225,32 +268,193 @@ impl Threadline {
         options: ActionOptions,
     ) -> Result<AuditAction> {
         let mut conn = self.conn().await?;
-        let action = insert_action(&mut conn, &self.schema, name, actor, &options, false).await?;
+        let action = insert_action(&mut conn, self, name, actor, &options, false).await?;
         conn.finish().await?;
         Ok(action)
     }
 
-    /// A connection for one method call: a plain pooled connection, or a transaction when named
-    /// statements are off (behind PgBouncer, an unnamed statement must run inside one; see
-    /// [`set_named_statements`](crate::set_named_statements)).
+    /// A connection for one method call: a plain pooled connection, or a transaction with
+    /// unnamed statements (behind PgBouncer, an unnamed statement must run inside one).
     pub(crate) async fn conn(&self) -> Result<Conn> {
-        Ok(if crate::named_statements() {
-            Conn::Plain(self.pool.acquire().await?)
-        } else {
-            Conn::Transaction(self.pool.begin().await?)
+        Ok(match self.statement_mode() {
+            StatementMode::Named => Conn::Plain(self.pool.acquire().await?),
+            StatementMode::Unnamed => Conn::Transaction(self.pool.begin().await?),
         })
+    }
+
+    /// A core statement with its parameters bound, prepared in this handle's mode.
+    pub(crate) fn bind<'q>(
+        &self,
+        statement: &'q Statement,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        let mut query = self.query(sql::generated(statement.sql.clone()));
+        for param in &statement.params {
+            query = match param {
+                SqlParam::Text(s) => query.bind(s.as_str()),
+                SqlParam::Json(v) => query.bind(sqlx::types::Json(v)),
+                SqlParam::JsonArray(v) => {
+                    query.bind(v.iter().map(sqlx::types::Json).collect::<Vec<_>>())
+                }
+                SqlParam::Timestamp(t) => query.bind(*t),
+                SqlParam::BigInt(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+
+    /// A query prepared in this handle's mode.
+    pub(crate) fn query<'q>(
+        &self,
+        sql: impl sqlx::SqlSafeStr,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        sqlx::query(sql).persistent(self.statement_mode() == StatementMode::Named)
+    }
+
+    /// Rows of a core statement that selects [`query::CHANGE_COLUMNS`].
+    pub(crate) async fn fetch_changes(
+        &self,
+        conn: &mut PgConnection,
+        statement: Statement,
+    ) -> Result<Vec<AuditChange>> {
+        let rows = self.bind(&statement).fetch_all(&mut *conn).await?;
+        Ok(rows
+            .iter()
+            .map(change_from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?)
+    }
+}
+
+/// A [`Threadline`] reading and recording through a connection you hold (see
+/// [`Threadline::on`]). Its methods are the handle's, with the same results.
+#[derive(Debug)]
+#[must_use = "a borrowed view does nothing until one of its methods is awaited"]
+pub struct ThreadlineConn<'c> {
+    threadline: &'c Threadline,
+    conn: &'c mut PgConnection,
+}
+
+impl ThreadlineConn<'_> {
+    /// See [`Threadline::history`].
+    pub async fn history(
+        mut self,
+        table: impl IntoTableName,
+        pk: impl Into<PrimaryKey>,
+    ) -> Result<Vec<AuditChange>> {
+        let table = table.into_table_name()?;
+        let Some(candidates) = self.candidates(&table, &pk.into()).await? else {
+            return Ok(Vec::new());
+        };
+        let statement = query::history(self.threadline.schema(), &table, candidates);
+        self.threadline.fetch_changes(self.conn, statement).await
+    }
+
+    /// See [`Threadline::as_of`].
+    pub async fn as_of(
+        mut self,
+        table: impl IntoTableName,
+        pk: impl Into<PrimaryKey>,
+        at: DateTime<Utc>,
+    ) -> Result<AsOf> {
+        let table = table.into_table_name()?;
+        let Some(candidates) = self.candidates(&table, &pk.into()).await? else {
+            return Ok(AsOf::from_changes(Vec::new(), at));
+        };
+        let statement = query::as_of(self.threadline.schema(), &table, candidates, at);
+        let rows = self.threadline.fetch_changes(self.conn, statement).await?;
+        Ok(AsOf::from_changes(rows, at))
+    }
+
+    /// See [`Threadline::timeline`].
+    pub async fn timeline(
+        self,
+        filter: &TimelineFilter,
+        page: Page,
+    ) -> Result<PageOf<AuditChange>> {
+        let PagedQuery { statement, plan } =
+            query::timeline(self.threadline.schema(), filter, &page)?;
+        let rows = self.threadline.fetch_changes(self.conn, statement).await?;
+        Ok(plan.finish(rows, |c| (c.captured_at, c.id)))
+    }
+
+    /// See [`Threadline::count`].
+    pub async fn count(self, filter: &TimelineFilter) -> Result<u64> {
+        let statement = query::count(self.threadline.schema(), filter)?;
+        let row = self
+            .threadline
+            .bind(&statement)
+            .fetch_one(self.conn)
+            .await?;
+        let n: i64 = row.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// See [`Threadline::actor_history`].
+    pub async fn actor_history(
+        self,
+        actor: &ActorRef,
+        page: Page,
+    ) -> Result<PageOf<AuditTransaction>> {
+        let PagedQuery { statement, plan } =
+            query::actor_history(self.threadline.schema(), actor, &page)?;
+        let rows = self
+            .threadline
+            .bind(&statement)
+            .fetch_all(self.conn)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(transaction_from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(plan.finish(rows, |t| (t.occurred_at, t.id)))
+    }
+
+    /// See [`Threadline::transaction`].
+    pub async fn transaction(self, id: i64) -> Result<Option<TransactionDetail>> {
+        let (threadline, conn) = (self.threadline, self.conn);
+        let schema = threadline.schema();
+        let Some(row) = threadline
+            .bind(&query::transaction(schema, id))
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let transaction = transaction_from_row(&row)?;
+        let changes = threadline
+            .fetch_changes(conn, query::transaction_changes(schema, id))
+            .await?;
+        let actions = transaction_actions(conn, threadline, &[id]).await?;
+        Ok(Some(TransactionDetail {
+            transaction,
+            changes,
+            actions,
+        }))
+    }
+
+    /// Records an action. Inside a transaction it is linked to that transaction's audit row
+    /// (and takes its request and correlation ids when `options` has none); on a connection
+    /// outside one it is standalone, like [`Threadline::record_action`].
+    pub async fn record_action(
+        self,
+        name: &str,
+        actor: &ActorRef,
+        options: ActionOptions,
+    ) -> Result<AuditAction> {
+        let linked = self.conn.is_in_transaction();
+        insert_action(self.conn, self.threadline, name, actor, &options, linked).await
     }
 
     /// The stored key values `pk` matches, or `None` when the table has no captured changes.
     async fn candidates(
-        &self,
-        conn: &mut PgConnection,
+        &mut self,
         table: &TableName,
         pk: &PrimaryKey,
     ) -> Result<Option<Vec<Value>>> {
         pk.validate()?;
-        let row = bind(&query::table_key_sample(&self.schema, table))
-            .fetch_one(&mut *conn)
+        let row = self
+            .threadline
+            .bind(&query::table_key_sample(self.threadline.schema(), table))
+            .fetch_one(&mut *self.conn)
             .await?;
         let sample: Option<Value> = row.try_get("sample")?;
         let exists: bool = row.try_get("table_exists")?;
@@ -303,35 +507,6 @@ impl DerefMut for Conn {
             Conn::Transaction(t) => t,
         }
     }
-}
-
-/// Binds a core statement's parameters.
-pub(crate) fn bind(statement: &Statement) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-    let mut query =
-        sqlx::query(sql::generated(statement.sql.clone())).persistent(crate::named_statements());
-    for param in &statement.params {
-        query = match param {
-            SqlParam::Text(s) => query.bind(s.as_str()),
-            SqlParam::Json(v) => query.bind(sqlx::types::Json(v)),
-            SqlParam::JsonArray(v) => {
-                query.bind(v.iter().map(sqlx::types::Json).collect::<Vec<_>>())
-            }
-            SqlParam::Timestamp(t) => query.bind(*t),
-            SqlParam::BigInt(n) => query.bind(*n),
-        };
-    }
-    query
-}
-
-pub(crate) async fn fetch_changes(
-    conn: &mut PgConnection,
-    statement: Statement,
-) -> Result<Vec<AuditChange>> {
-    let rows = bind(&statement).fetch_all(&mut *conn).await?;
-    Ok(rows
-        .iter()
-        .map(change_from_row)
-        .collect::<sqlx::Result<Vec<_>>>()?)
 }
 
 fn column_error(index: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {

@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 use sqlx::Row;
 use threadline_sqlx::{
-    ActorRef, Error, InstallOptions, TableCapture, TableName, TransactionExt, audit_table,
+    ActorRef, Error, InstallOptions, TableCapture, TableName, Threadline, TransactionExt,
+    audit_table,
 };
 use threadline_test_support::TestDb;
 
@@ -869,7 +870,8 @@ async fn begin_with_context_and_linked_actions() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let first = tx
+    let first = Threadline::new(db.pool.clone())
+        .on(&mut tx)
         .record_action(
             "post.published",
             &actor,
@@ -877,7 +879,8 @@ async fn begin_with_context_and_linked_actions() {
         )
         .await
         .unwrap();
-    let second = tx
+    let second = Threadline::new(db.pool.clone())
+        .on(&mut tx)
         .record_action("post.featured", &actor, ActionOptions::new())
         .await
         .unwrap();
@@ -901,7 +904,8 @@ async fn begin_with_context_and_linked_actions() {
 
     let mut tx = db.pool.begin().await.unwrap();
     for bad in ["", "   ", &"x".repeat(257), "a\nb"] {
-        let err = tx
+        let err = Threadline::new(db.pool.clone())
+            .on(&mut tx)
             .record_action(bad, &actor, ActionOptions::new())
             .await
             .unwrap_err();

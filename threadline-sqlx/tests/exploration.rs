@@ -689,7 +689,8 @@ async fn transaction_shows_changes_and_linked_actions_and_standalone_actions_sta
         .execute(&mut *tx)
         .await
         .unwrap();
-    let linked = tx
+    let linked = Threadline::new(db.pool.clone())
+        .on(&mut tx)
         .record_action("post.published", &u, ActionOptions::new().reason("launch"))
         .await
         .unwrap();

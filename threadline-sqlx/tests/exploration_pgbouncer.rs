@@ -1,5 +1,5 @@
 //! The exploration API through a real PgBouncer in transaction pooling mode, with unnamed
-//! statements (`set_named_statements(false)`): every method gives the same answer as a direct
+//! statements (`StatementMode::Unnamed`): every method gives the same answer as a direct
 //! connection while many calls share PgBouncer's four server connections.
 //!
 //! Needs PgBouncer on 127.0.0.1:6432 (`bash .ci/setup-pgbouncer.sh`; `PGBOUNCER_URL` overrides).
@@ -7,14 +7,13 @@
 use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use threadline_sqlx::{
-    ActionOptions, ActorRef, InstallOptions, Page, TableCapture, Threadline, TimelineFilter,
-    TransactionExt,
+    ActionOptions, ActorRef, InstallOptions, Page, StatementMode, TableCapture, Threadline,
+    TimelineFilter, TransactionExt,
 };
 use threadline_test_support::TestDb;
 
 #[tokio::test]
 async fn every_method_works_through_pgbouncer_with_unnamed_statements() {
-    threadline_sqlx::set_named_statements(false);
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE posts (id int PRIMARY KEY, title text)")
         .await;
@@ -50,7 +49,7 @@ async fn every_method_works_through_pgbouncer_with_unnamed_statements() {
             panic!("cannot reach PgBouncer ({e}); run bash .ci/setup-pgbouncer.sh")
         });
     let direct = Threadline::new(db.pool.clone());
-    let via = Threadline::new(bouncer.clone());
+    let via = Threadline::new(bouncer.clone()).with_statement_mode(StatementMode::Unnamed);
     let filter = TimelineFilter::new().table("posts".parse().unwrap());
 
     let expected_history = direct.history("posts", 3).await.unwrap();
@@ -102,5 +101,27 @@ async fn every_method_works_through_pgbouncer_with_unnamed_statements() {
         .await
         .unwrap();
     assert_eq!(action.transaction_id, None);
+
+    // The borrowed view inside a transaction of the caller's, through PgBouncer: it sees the
+    // transaction's own uncommitted change and links the action to it.
+    let mut tx = bouncer.begin().await.unwrap();
+    tx.with_actor(&actor).await.unwrap();
+    sqlx::query("UPDATE posts SET title = 'in-tx' WHERE id = $1")
+        .persistent(false)
+        .bind(3)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let inside = via.on(&mut tx).history("posts", 3).await.unwrap();
+    assert_eq!(inside.len(), expected_history.len() + 1);
+    assert_eq!(inside[0].data_after.as_ref().unwrap()["title"], "in-tx");
+    let linked = via
+        .on(&mut tx)
+        .record_action("post.retitled", &actor, ActionOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(linked.transaction_id, Some(inside[0].transaction_id));
+    tx.rollback().await.unwrap();
+    assert_eq!(direct.history("posts", 3).await.unwrap(), expected_history);
     bouncer.close().await;
 }

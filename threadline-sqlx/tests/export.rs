@@ -5,7 +5,7 @@ use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use threadline_sqlx::{
     ActionOptions, ActorRef, AuditContext, ChangeOp, Error, ExportOptions, PoolExt, TableCapture,
-    Threadline, TimelineFilter, TransactionExt,
+    Threadline, TimelineFilter,
 };
 use threadline_test_support::TestDb;
 
@@ -62,13 +62,15 @@ async fn trail() -> (TestDb, Threadline) {
             .await
             .unwrap();
         for name in actions {
-            tx.record_action(
-                name,
-                &ActorRef::user("1").unwrap(),
-                ActionOptions::new().reason("test"),
-            )
-            .await
-            .unwrap();
+            Threadline::new(db.pool.clone())
+                .on(&mut tx)
+                .record_action(
+                    name,
+                    &ActorRef::user("1").unwrap(),
+                    ActionOptions::new().reason("test"),
+                )
+                .await
+                .unwrap();
         }
         tx.commit().await.unwrap();
     }

@@ -6,7 +6,8 @@ use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use threadline_sqlx::{
-    ActionOptions, ActorRef, Ident, InstallOptions, TableCapture, TransactionExt, audit_table,
+    ActionOptions, ActorRef, Ident, InstallOptions, TableCapture, Threadline, TransactionExt,
+    audit_table,
 };
 use threadline_test_support::TestDb;
 
@@ -122,7 +123,8 @@ async fn application_writes_are_captured_with_its_actor_and_it_can_read_the_trai
         .execute(&mut *tx)
         .await
         .unwrap();
-    let action = tx
+    let action = Threadline::new(h.db().pool.clone())
+        .on(&mut tx)
         .record_action(
             "post.edited",
             &ActorRef::user("7").unwrap(),
@@ -174,13 +176,15 @@ async fn application_cannot_write_alter_or_bypass_the_trail() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    tx.record_action(
-        "post.created",
-        &ActorRef::user("7").unwrap(),
-        ActionOptions::new(),
-    )
-    .await
-    .unwrap();
+    Threadline::new(h.db().pool.clone())
+        .on(&mut tx)
+        .record_action(
+            "post.created",
+            &ActorRef::user("7").unwrap(),
+            ActionOptions::new(),
+        )
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let capture_fn: String = sqlx::query_scalar(
@@ -413,7 +417,8 @@ async fn a_forged_transaction_cache_cannot_attach_changes_to_another_transaction
         .await
         .unwrap();
     let mallory = ActorRef::user("mallory").unwrap();
-    let action = tx
+    let action = Threadline::new(h.db().pool.clone())
+        .on(&mut tx)
         .record_action("post.moved", &mallory, ActionOptions::new())
         .await
         .unwrap();

@@ -4,9 +4,9 @@
 //! `bash .ci/setup-pgbouncer.sh` (CI does). `PGBOUNCER_URL` overrides the address.
 //!
 //! sqlx is configured as PgBouncer without prepared-statement support needs: no statement
-//! cache, every parameterized statement unnamed (`.persistent(false)`, and
-//! `threadline_sqlx::set_named_statements(false)` for Threadline's own), and every
-//! parameterized statement inside a transaction.
+//! cache, every parameterized statement unnamed (`.persistent(false)`) and inside a
+//! transaction. Threadline's context statements use the simple query protocol, so they need
+//! no setting at all.
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
@@ -32,7 +32,6 @@ async fn connect_bouncer(db: &TestDb) -> PgConnection {
 }
 
 async fn setup() -> TestDb {
-    threadline_sqlx::set_named_statements(false);
     let db = TestDb::installed().await;
     db.exec(
         "CREATE TABLE items (
@@ -336,7 +335,7 @@ async fn session_level_set_leaks_the_actor_to_other_clients() {
     tx.commit().await.expect("commit");
 }
 
-/// Why `set_named_statements(false)` and `.persistent(false)` exist: with sqlx's default named
+/// Why `StatementMode::Unnamed` and `.persistent(false)` exist: with sqlx's default named
 /// statements, even with `statement_cache_capacity(0)`, two clients sharing server connections
 /// collide (`prepared statement "sqlx_s_1" already exists`) or miss their statement.
 #[tokio::test]

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 use threadline_sqlx::{
     ActionOptions, ActorRef, Error, InstallOptions, PoolExt, PurgeOptions, RetentionPolicy,
-    TableCapture, TransactionExt, purge, purge_with_progress,
+    TableCapture, Threadline, purge, purge_with_progress,
 };
 use threadline_test_support::TestDb;
 
@@ -101,7 +101,8 @@ async fn dry_run_counts_exactly_and_live_run_deletes_the_same() {
     .await;
     // An action-only transaction: a transaction row with no changes, old enough to purge.
     let mut tx = pool.begin().await.unwrap();
-    let action = tx
+    let action = Threadline::new(pool.clone())
+        .on(&mut tx)
         .record_action(
             "report.viewed",
             &ActorRef::user("7").unwrap(),

@@ -22,7 +22,7 @@ use axum::http::{StatusCode, request::Parts};
 use axum::routing::post;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
-use threadline_axum::{ActorRef, Audit, AuditedTx, ThreadlineLayer};
+use threadline_axum::{ActorRef, Audit, AuditedTx, Threadline, ThreadlineLayer};
 use threadline_sqlx::TransactionExt;
 
 const DATABASE: &str = "threadline_bench_request";
@@ -83,9 +83,9 @@ fn options() -> anyhow::Result<Options> {
     Ok(o)
 }
 
-async fn plain(State(pool): State<PgPool>) -> StatusCode {
+async fn plain(State(threadline): State<Threadline>) -> StatusCode {
     let result = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = threadline.pool().begin().await?;
         sqlx::query(INSERT).execute(&mut *tx).await?;
         tx.commit().await
     }
@@ -103,9 +103,9 @@ async fn audited(mut tx: AuditedTx) -> StatusCode {
 }
 
 /// The context applied the two-step way (`BEGIN`, then `with_context`), for comparison.
-async fn two_step(State(pool): State<PgPool>, audit: Audit) -> StatusCode {
+async fn two_step(State(threadline): State<Threadline>, audit: Audit) -> StatusCode {
     let result = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = threadline.pool().begin().await?;
         tx.with_context(&audit)
             .await
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
@@ -277,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
                 .route("/layer-only", post(plain))
                 .layer(ThreadlineLayer::new(actor)),
         )
-        .with_state(pool.clone());
+        .with_state(Threadline::new(pool.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });

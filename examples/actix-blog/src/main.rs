@@ -135,11 +135,9 @@ async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
 
 /// The demo server on `listener`, with the Threadline middleware around every route.
 fn server(pool: PgPool, listener: std::net::TcpListener) -> std::io::Result<Server> {
-    let threadline = web::Data::new(Threadline::new(pool.clone()));
-    let pool = web::Data::new(pool);
+    let threadline = web::Data::new(Threadline::new(pool));
     Ok(HttpServer::new(move || {
         App::new()
-            .app_data(pool.clone())
             .app_data(threadline.clone())
             .wrap(ThreadlineMiddleware::new(actor_fn).source("actix-blog"))
             .service(put_post)

@@ -27,7 +27,7 @@ async fn post_id(state: &AppState, key: &str) -> Result<i64, AppError> {
     }
     let id: Option<(i64,)> = sqlx::query_as("SELECT id FROM posts WHERE slug = $1")
         .bind(key)
-        .fetch_optional(&state.pool)
+        .fetch_optional(state.threadline.pool())
         .await?;
     id.map(|(id,)| id).ok_or_else(|| {
         AppError::new(

@@ -14,26 +14,30 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::{admin, audit_ui};
 
-/// Shared state: the pool (for `AuditedTx` and `#[audited]`) and the audit query handle.
+/// Shared state: the Threadline handle, which `AuditedTx`, `#[audited]` and the admin routes
+/// take from it (`Threadline: FromRef<AppState>`), and whose pool the plain handlers use.
 #[derive(Clone)]
 pub struct AppState {
-    /// The pool.
-    pub pool: PgPool,
-    /// Queries over the audit trail.
+    /// The pool, the audit schema and the statement mode.
     pub threadline: Threadline,
+}
+
+impl FromRef<AppState> for Threadline {
+    fn from_ref(state: &AppState) -> Threadline {
+        state.threadline.clone()
+    }
 }
 
 impl FromRef<AppState> for PgPool {
     fn from_ref(state: &AppState) -> PgPool {
-        state.pool.clone()
+        state.threadline.pool().clone()
     }
 }
 
 /// The whole application, with the Threadline layer and request ids.
 pub fn router(pool: PgPool) -> Router {
     let state = AppState {
-        threadline: Threadline::new(pool.clone()),
-        pool,
+        threadline: Threadline::new(pool),
     };
     Router::new()
         .route("/login", post(login))

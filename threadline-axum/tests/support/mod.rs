@@ -35,13 +35,15 @@ async fn write(db: &TestDb, ctx: AuditContext, sql: &str, action: Option<&str>) 
         .unwrap();
     if let Some(name) = action {
         let actor = ctx.actor.clone().unwrap();
-        tx.record_action(
-            name,
-            &actor,
-            ActionOptions::new().reason("seeded by the test"),
-        )
-        .await
-        .unwrap();
+        Threadline::new(db.pool.clone())
+            .on(&mut tx)
+            .record_action(
+                name,
+                &actor,
+                ActionOptions::new().reason("seeded by the test"),
+            )
+            .await
+            .unwrap();
     }
     let id: i64 = sqlx::query_scalar(
         "SELECT id FROM audit_transactions WHERE txid = txid_current() ORDER BY id DESC LIMIT 1",

@@ -42,19 +42,46 @@ pub fn begin_with_settings_sql(values: &[(&str, String)]) -> String {
         if value.is_empty() && *name != settings::ACTOR_REF {
             continue;
         }
-        // `name` is one of the constant `threadline.*` setting names (plain identifiers).
-        sql.push_str("SET LOCAL ");
-        sql.push_str(name);
-        sql.push_str(" = E'");
-        for c in value.chars() {
-            match c {
-                '\'' => sql.push_str("''"),
-                '\\' => sql.push_str("\\\\"),
-                c => sql.push(c),
-            }
-        }
-        sql.push_str("'; ");
+        push_set_local(&mut sql, name, value);
     }
     sql.push_str("BEGIN");
     sql
+}
+
+/// SQL that applies settings taken with [`AuditContext::settings`] inside a transaction that
+/// is already open, as one simple-protocol query of `SET LOCAL` statements. Unlike
+/// [`begin_with_settings_sql`], every setting is written (an unset one as `''`), so applying a
+/// context also clears what an earlier one set in the same transaction. Values are escaped as
+/// in [`begin_with_context_sql`]; refuse NUL bytes first.
+///
+/// ```
+/// use threadline_core::{ActorRef, AuditContext, sql::set_settings_sql};
+/// let ctx = AuditContext::for_actor(ActorRef::user("7").unwrap());
+/// let sql = set_settings_sql(&ctx.settings());
+/// assert!(sql.starts_with(r#"SET LOCAL threadline.actor_ref = E'{"type":"user","id":"7"}'; "#));
+/// assert!(sql.ends_with("SET LOCAL threadline.meta = E''; "));
+/// assert_eq!(sql.matches("SET LOCAL").count(), 6);
+/// ```
+pub fn set_settings_sql(values: &[(&str, String)]) -> String {
+    let mut sql = String::with_capacity(320);
+    for (name, value) in values {
+        push_set_local(&mut sql, name, value);
+    }
+    sql
+}
+
+/// Appends `SET LOCAL name = E'value'; `. `name` is one of the constant `threadline.*` setting
+/// names (plain identifiers); `value` is written as an escape-string literal.
+fn push_set_local(sql: &mut String, name: &str, value: &str) {
+    sql.push_str("SET LOCAL ");
+    sql.push_str(name);
+    sql.push_str(" = E'");
+    for c in value.chars() {
+        match c {
+            '\'' => sql.push_str("''"),
+            '\\' => sql.push_str("\\\\"),
+            c => sql.push(c),
+        }
+    }
+    sql.push_str("'; ");
 }

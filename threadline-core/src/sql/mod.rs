@@ -11,7 +11,7 @@ mod install;
 mod snapshot;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
-pub use context::{begin_with_context_sql, begin_with_settings_sql};
+pub use context::{begin_with_context_sql, begin_with_settings_sql, set_settings_sql};
 pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use threadline_axum::{ActorRef, Audit, AuditedTx, ThreadlineLayer, audited};
+use threadline_axum::{ActorRef, Audit, AuditedTx, Threadline, ThreadlineLayer, audited};
 
 #[derive(serde::Deserialize)]
 struct NewPost {
@@ -17,11 +17,11 @@ struct NewPost {
 #[audited("post.created")]
 #[allow(clippy::unused_async)]
 pub async fn create(
-    State(pool): State<sqlx::PgPool>,
+    State(threadline): State<Threadline>,
     mut tx: AuditedTx,
     Json(post): Json<NewPost>,
 ) -> Result<(StatusCode, Json<i64>), StatusCode> {
-    let _ = pool;
+    let _ = threadline;
     if post.title.is_empty() {
         return Err(StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -54,7 +54,7 @@ fn app(pool: sqlx::PgPool) -> Router {
         .route("/posts/{a}/{b}", get(view))
         .route("/ping", get(ping))
         .layer(ThreadlineLayer::new(actor_fn))
-        .with_state(pool)
+        .with_state(Threadline::new(pool))
 }
 
 fn main() {
