@@ -40,6 +40,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "sqlx")]
 mod action;
 mod extract;
@@ -55,10 +57,13 @@ pub use threadline_core::{
     ActorRef, ActorType, AuditContext, ContextHeaders, IpNetwork, JobContext, TrustedProxies,
 };
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use threadline_macros::audited_actix as audited;
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use threadline_sqlx::Threadline;
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use tx::{AuditedTx, AuditedTxError};
 
 /// Support for the code `#[audited]` expands to; not a public API.

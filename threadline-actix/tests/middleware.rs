@@ -201,6 +201,7 @@ async fn missing_middleware_is_a_500_that_names_the_fix() {
     assert_eq!(&body[..], b"middleware present: true");
 }
 
+#[cfg(feature = "sqlx")]
 #[actix_web::test]
 async fn audited_tx_without_handle_or_middleware_is_a_500_that_names_the_fix() {
     use threadline_actix::AuditedTx;

@@ -43,9 +43,12 @@
 //! }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "sqlx")]
 mod action;
 #[cfg(feature = "explorer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "explorer")))]
 pub mod explorer;
 mod extract;
 mod layer;
@@ -60,10 +63,13 @@ pub use threadline_core::{
     ActorRef, ActorType, AuditContext, ContextHeaders, IpNetwork, JobContext, TrustedProxies,
 };
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use threadline_macros::audited_axum as audited;
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use threadline_sqlx::Threadline;
 #[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use tx::{AuditedTx, AuditedTxRejection};
 
 /// Support for the code `#[audited]` expands to; not a public API.
