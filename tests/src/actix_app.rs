@@ -5,7 +5,7 @@ use std::rc::Rc;
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, test, web};
 use serde_json::{Value, json};
-use threadline_actix::{ActorRef, AuditedTx, ThreadlineMiddleware, audited};
+use threadline_actix::{ActorRef, AuditedTx, Threadline, ThreadlineMiddleware, audited};
 
 use crate::{Req, Resp, Sender};
 
@@ -21,6 +21,7 @@ fn internal(e: sqlx::Error) -> actix_web::Error {
 
 async fn create(mut tx: AuditedTx, body: web::Json<Value>) -> Result<HttpResponse> {
     let id: i64 = sqlx::query_scalar("INSERT INTO posts (title) VALUES ($1) RETURNING id")
+        .persistent(false)
         .bind(body["title"].as_str().unwrap_or_default())
         .fetch_one(&mut *tx)
         .await
@@ -31,6 +32,7 @@ async fn create(mut tx: AuditedTx, body: web::Json<Value>) -> Result<HttpRespons
 
 async fn create_then_forget(mut tx: AuditedTx, body: web::Json<Value>) -> Result<HttpResponse> {
     sqlx::query("INSERT INTO posts (title) VALUES ($1)")
+        .persistent(false)
         .bind(body["title"].as_str().unwrap_or_default())
         .execute(&mut *tx)
         .await
@@ -46,6 +48,7 @@ async fn publish(
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
     let updated = sqlx::query("UPDATE posts SET published = true WHERE id = $1")
+        .persistent(false)
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -59,10 +62,10 @@ async fn publish(
 }
 
 /// Sends requests through the app with `actix_web::test`.
-pub async fn sender(pool: sqlx::PgPool) -> Sender {
+pub async fn sender(threadline: Threadline) -> Sender {
     let app = test::init_service(
         App::new()
-            .app_data(web::Data::new(threadline_sqlx::Threadline::new(pool)))
+            .app_data(web::Data::new(threadline))
             .wrap(ThreadlineMiddleware::new(actor_fn))
             .route("/posts", web::post().to(create))
             .route("/posts/rollback", web::post().to(create_then_forget))

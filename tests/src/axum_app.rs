@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer, audited};
+use threadline_axum::{ActorRef, AuditedTx, Threadline, ThreadlineLayer, audited};
 use tower::ServiceExt;
 
 use crate::{Req, Resp, Sender};
@@ -24,6 +24,7 @@ async fn create(
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
     let id: i64 = sqlx::query_scalar("INSERT INTO posts (title) VALUES ($1) RETURNING id")
+        .persistent(false)
         .bind(body["title"].as_str().unwrap_or_default())
         .fetch_one(&mut *tx)
         .await
@@ -37,6 +38,7 @@ async fn create_then_forget(
     Json(body): Json<Value>,
 ) -> Result<StatusCode, (StatusCode, String)> {
     sqlx::query("INSERT INTO posts (title) VALUES ($1)")
+        .persistent(false)
         .bind(body["title"].as_str().unwrap_or_default())
         .execute(&mut *tx)
         .await
@@ -51,6 +53,7 @@ async fn publish(
     Json(_): Json<Value>,
 ) -> Result<StatusCode, (StatusCode, String)> {
     let updated = sqlx::query("UPDATE posts SET published = true WHERE id = $1")
+        .persistent(false)
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -63,19 +66,23 @@ async fn publish(
     Ok(StatusCode::OK)
 }
 
-/// The router.
-pub fn app(pool: sqlx::PgPool) -> Router {
+/// The router over the handle's pool and audit schema.
+pub fn app(threadline: Threadline) -> Router {
     Router::new()
         .route("/posts", post(create))
         .route("/posts/rollback", post(create_then_forget))
         .route("/posts/{id}/publish", post(publish))
         .layer(ThreadlineLayer::new(actor_fn))
-        .with_state(threadline_sqlx::Threadline::new(pool))
+        .with_state(threadline)
 }
 
 /// Sends requests through [`app`] with `oneshot`.
-pub fn sender(pool: sqlx::PgPool) -> Sender {
-    let app = app(pool);
+pub fn sender(threadline: Threadline) -> Sender {
+    router_sender(app(threadline))
+}
+
+/// Sends requests through any router with `oneshot`.
+pub fn router_sender(app: Router) -> Sender {
     Box::new(move |req: Req| {
         let app = app.clone();
         Box::pin(async move {

@@ -3,11 +3,15 @@
 //!
 //! Routes: `POST /posts` (writes through `AuditedTx` and commits), `POST /posts/rollback`
 //! (writes and returns without committing), `POST /posts/{id}/publish` (`#[audited]`, 404
-//! when the post does not exist). The actor comes from the `x-user-id` header.
+//! when the post does not exist). The actor comes from the `x-user-id` header. The handlers'
+//! own statements are unnamed (`.persistent(false)`), so the same apps also run behind
+//! PgBouncer in transaction mode ([`bouncer_pool`]).
 
 use std::future::Future;
 use std::pin::Pin;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use threadline_sqlx::{InstallOptions, Threadline};
 use threadline_test_support::TestDb;
 
 /// Every Rust snippet of the README compiles (run by `cargo test --doc -p threadline-tests`).
@@ -38,6 +42,15 @@ impl Req {
             method: "POST",
             path: path.into(),
             json: Some(json),
+            ..Self::default()
+        }
+    }
+
+    /// A GET without a body.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self {
+            method: "GET",
+            path: path.into(),
             ..Self::default()
         }
     }
@@ -92,7 +105,16 @@ impl Stack {
 
 /// A fresh database with Threadline installed and `posts` audited.
 pub async fn blog_db() -> TestDb {
-    let db = TestDb::installed().await;
+    blog_db_with(&InstallOptions::default()).await
+}
+
+/// A fresh database with `posts` audited by an install made with `install` (its schema is
+/// the only one that holds audit tables).
+pub async fn blog_db_with(install: &InstallOptions) -> TestDb {
+    let db = TestDb::empty().await;
+    threadline_sqlx::install(&db.pool, install)
+        .await
+        .expect("install");
     db.exec(
         "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                              title text NOT NULL, published boolean NOT NULL DEFAULT false)",
@@ -100,7 +122,7 @@ pub async fn blog_db() -> TestDb {
     .await;
     threadline_sqlx::audit_table(
         &db.pool,
-        &threadline_sqlx::InstallOptions::default(),
+        install,
         &"posts".parse().expect("table name"),
         &threadline_sqlx::TableCapture::default(),
     )
@@ -109,10 +131,25 @@ pub async fn blog_db() -> TestDb {
     db
 }
 
+/// A pool to `db` through PgBouncer in transaction mode (`bash .ci/setup-pgbouncer.sh`;
+/// `PGBOUNCER_URL` overrides the address), with no statement cache.
+pub async fn bouncer_pool(db: &TestDb) -> sqlx::PgPool {
+    let base = std::env::var("PGBOUNCER_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432/postgres".to_owned());
+    let options: PgConnectOptions = base.parse().expect("valid PGBOUNCER_URL");
+    PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.database(&db.name).statement_cache_capacity(0))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach PgBouncer ({e}); run `bash .ci/setup-pgbouncer.sh`")
+        })
+}
+
 /// The axum stack.
 pub async fn axum_stack() -> Stack {
     let db = blog_db().await;
-    let send = axum_app::sender(db.pool.clone());
+    let send = axum_app::sender(Threadline::new(db.pool.clone()));
     Stack {
         db,
         name: "axum",
@@ -123,7 +160,7 @@ pub async fn axum_stack() -> Stack {
 /// The actix-web stack (run it on actix's runtime: `#[actix_web::test]`).
 pub async fn actix_stack() -> Stack {
     let db = blog_db().await;
-    let send = actix_app::sender(db.pool.clone()).await;
+    let send = actix_app::sender(Threadline::new(db.pool.clone())).await;
     Stack {
         db,
         name: "actix",
@@ -184,4 +221,29 @@ macro_rules! on_every_stack {
             }
         }
     )*};
+}
+
+/// Polls all futures concurrently on the current task (no spawning, so `!Send` stacks work).
+pub async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    let mut pending: Vec<_> = futures.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(i, fut)| match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => {
+                outputs[*i] = Some(out);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
 }

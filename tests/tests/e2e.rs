@@ -2,7 +2,7 @@
 //! per behaviour run on every web stack.
 
 use serde_json::json;
-use threadline_tests::{Req, Stack, captured, on_every_stack};
+use threadline_tests::{Req, Stack, captured, futures_join_all, on_every_stack};
 
 on_every_stack!(
     write_carries_actor_request_and_correlation,
@@ -78,31 +78,6 @@ async fn fifty_concurrent_actors_each_keep_their_own(stack: &Stack) {
         );
         assert_eq!(change.request_id, Some(format!("r{i}")));
     }
-}
-
-/// Polls all futures concurrently on the current task (no spawning, so `!Send` stacks work).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let futures: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    let mut pending: Vec<_> = futures.into_iter().enumerate().collect();
-    std::future::poll_fn(|cx| {
-        pending.retain_mut(|(i, fut)| match fut.as_mut().poll(cx) {
-            std::task::Poll::Ready(out) => {
-                outputs[*i] = Some(out);
-                false
-            }
-            std::task::Poll::Pending => true,
-        });
-        if pending.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs.into_iter().map(Option::unwrap).collect()
 }
 
 #[derive(Debug, sqlx::FromRow)]
