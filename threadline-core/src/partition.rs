@@ -207,8 +207,8 @@ pub fn parse_range_bound(expr: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
 }
 
 fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    // PostgreSQL prints the offset as `+00`; chrono wants minutes too.
-    DateTime::parse_from_str(&format!("{s}:00"), "%Y-%m-%d %H:%M:%S%.f%:z")
+    // PostgreSQL prints the offset as `+00`, or `+05:30` in such a `TimeZone`.
+    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z")
         .ok()
         .map(|d| d.with_timezone(&Utc))
 }
@@ -534,6 +534,12 @@ mod tests {
         );
         assert_eq!(parse_range_bound(&text), Some((r.from, r.to)));
         assert_eq!(parse_range_bound("DEFAULT"), None);
+        assert_eq!(
+            parse_range_bound(
+                "FOR VALUES FROM ('2026-11-30 05:30:00+05:30') TO ('2026-12-07 01:00:00+01')"
+            ),
+            Some((r.from, r.to))
+        );
         assert_eq!(
             parse_range_bound("FOR VALUES FROM (MINVALUE) TO ('2026-11-30 00:00:00+00')"),
             None

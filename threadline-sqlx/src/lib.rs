@@ -32,6 +32,7 @@ mod doctor;
 mod error;
 mod export;
 mod install;
+mod partition;
 mod pooling;
 mod retention;
 mod snapshot;
@@ -53,6 +54,11 @@ pub use export::{
     DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,
 };
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
+pub use partition::{
+    CreatedPartition, EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport,
+    RetiredPartitionReport, StorageLayout, ensure_partitions, list_partitions, purge_partitions,
+    storage_layout,
+};
 pub use pooling::{named_statements, set_named_statements};
 pub use retention::{
     DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
@@ -60,6 +66,7 @@ pub use retention::{
 };
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, TransactionDetail};
+pub use threadline_core::partition::{PartitionInterval, RetiredPartition};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
 };
