@@ -98,7 +98,7 @@ pub async fn list_partitions(
     require_partitioned(&mut conn, &install.schema).await?;
     let mut out = Vec::new();
     for table in PartitionedTable::ALL {
-        let mut parts = partitions_on(&mut conn, &install.schema, table).await?;
+        let mut parts = partitions_on(&mut *conn, &install.schema, table).await?;
         parts.sort_by_key(|p| (p.range.is_none(), p.range.map(|r| r.from)));
         for p in parts {
             let (rows, exact) = if p.range.is_none() {
@@ -526,7 +526,7 @@ pub async fn purge_partitions(
             "another retention purge of this audit schema is running; wait for it to finish, then run again",
         ));
     }
-    let result = purge_locked(pool, install, policy, options, &mut on_batch).await;
+    let result = purge_locked(pool, &mut guard, install, policy, options, &mut on_batch).await;
     let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .bind(format!("{PURGE_LOCK} {}", schema.as_str()))
         .execute(&mut *guard)
@@ -536,6 +536,7 @@ pub async fn purge_partitions(
 
 async fn purge_locked(
     pool: &PgPool,
+    conn: &mut PgConnection,
     install: &InstallOptions,
     policy: &RetentionPolicy,
     options: &PurgeOptions,
@@ -545,7 +546,6 @@ async fn purge_locked(
     let cutoff = crate::retention::resolve_cutoff(pool, policy, options.cutoff).await?;
     let how = options.retired_partitions;
     let lock_timeout = Duration::from_secs(10);
-    let mut conn = pool.acquire().await?;
     let mut report = PartitionPurgeReport {
         purge: PurgeReport {
             cutoff,
@@ -560,12 +560,12 @@ async fn purge_locked(
     };
 
     // 1. Change partitions wholly before the cutoff.
-    let change_parts = partitions_on(&mut conn, schema, PartitionedTable::Changes).await?;
+    let change_parts = partitions_on(&mut *conn, schema, PartitionedTable::Changes).await?;
     let ranges: Vec<PartitionRange> = change_parts.iter().filter_map(|p| p.range).collect();
     let retired = wholly_before(&ranges, cutoff);
     let mut retired_oids: Vec<sqlx::postgres::types::Oid> = Vec::new();
     for range in &retired {
-        let rows = count_rows(&mut conn, schema, &range.name()).await?;
+        let rows = count_rows(&mut *conn, schema, &range.name()).await?;
         if let Some(p) = change_parts.iter().find(|p| p.range == Some(*range)) {
             retired_oids.push(sqlx::postgres::types::Oid(p.oid));
         }
@@ -604,7 +604,7 @@ async fn purge_locked(
         .bind(cutoff)
         .bind(policy.delete_empty_transactions)
         .bind(&retired_oids)
-        .bind(tx_partition_floor(&mut conn, schema, cutoff).await?)
+        .bind(tx_partition_floor(&mut *conn, schema, cutoff).await?)
         .fetch_one(&mut *conn)
         .await?;
         report.boundary_changes = changes as u64;
@@ -622,11 +622,11 @@ async fn purge_locked(
 
     // 3. Transaction partitions wholly before the cutoff.
     if policy.delete_empty_transactions {
-        let tx_parts = partitions_on(&mut conn, schema, PartitionedTable::Transactions).await?;
+        let tx_parts = partitions_on(&mut *conn, schema, PartitionedTable::Transactions).await?;
         let ranges: Vec<PartitionRange> = tx_parts.iter().filter_map(|p| p.range).collect();
         for range in wholly_before(&ranges, cutoff) {
             let name = q(&range.name());
-            let rows = count_rows(&mut conn, schema, &range.name()).await?;
+            let rows = count_rows(&mut *conn, schema, &range.name()).await?;
             // Transactions of this partition that still have a change: in a dry run, every
             // change outside the retired change partitions counts as staying.
             let straddlers_sql = format!(
