@@ -314,8 +314,8 @@ BEGIN
     RETURN NULL;
 END
 $threadline$;
-DROP TRIGGER IF EXISTS threadline_unlink_actions ON @S.audit_transactions;
-CREATE TRIGGER threadline_unlink_actions AFTER DELETE ON @S.audit_transactions
+DROP TRIGGER IF EXISTS audit_transactions_unlink_actions ON @S.audit_transactions;
+CREATE TRIGGER audit_transactions_unlink_actions AFTER DELETE ON @S.audit_transactions
     FOR EACH ROW EXECUTE FUNCTION @S.threadline_unlink_actions();
 "#;
 

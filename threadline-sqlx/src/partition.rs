@@ -339,13 +339,13 @@ pub async fn ensure_partitions(
     Ok(report)
 }
 
-async fn begin_maintenance(
-    pool: &PgPool,
+async fn begin_maintenance<'c>(
+    conn: &'c mut PgConnection,
     lock_timeout: Duration,
     lock: &str,
     schema: &Ident,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = pool.begin().await?;
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     sqlx::query(
         "SELECT set_config('lock_timeout', $1, true), set_config('TimeZone', 'UTC', true),
                 pg_advisory_xact_lock(hashtextextended($2, 0))",
@@ -365,7 +365,8 @@ async fn ensure_step(
     interval: PartitionInterval,
     options: &EnsureOptions,
 ) -> Result<Option<CreatedPartition>> {
-    let mut tx = begin_maintenance(pool, options.lock_timeout, ENSURE_LOCK, schema).await?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = begin_maintenance(&mut conn, options.lock_timeout, ENSURE_LOCK, schema).await?;
     let existing: Vec<PartitionRange> = partitions_on(&mut tx, schema, table)
         .await?
         .into_iter()
@@ -513,7 +514,8 @@ pub async fn purge_partitions(
         return Err(Error::RetentionDisabled);
     }
     let schema = &install.schema;
-    // A session-level lock held on its own connection for the whole run.
+    // One connection does the whole run (a pool of one is enough), holding a session-level
+    // advisory lock.
     let mut guard = pool.acquire().await?;
     require_partitioned(&mut guard, schema).await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
@@ -526,7 +528,7 @@ pub async fn purge_partitions(
             "another retention purge of this audit schema is running; wait for it to finish, then run again",
         ));
     }
-    let result = purge_locked(pool, &mut guard, install, policy, options, &mut on_batch).await;
+    let result = purge_locked(&mut guard, install, policy, options, &mut on_batch).await;
     let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .bind(format!("{PURGE_LOCK} {}", schema.as_str()))
         .execute(&mut *guard)
@@ -535,7 +537,6 @@ pub async fn purge_partitions(
 }
 
 async fn purge_locked(
-    pool: &PgPool,
     conn: &mut PgConnection,
     install: &InstallOptions,
     policy: &RetentionPolicy,
@@ -543,7 +544,7 @@ async fn purge_locked(
     on_batch: &mut impl FnMut(&PurgeProgress),
 ) -> Result<PartitionPurgeReport> {
     let schema = &install.schema;
-    let cutoff = crate::retention::resolve_cutoff(pool, policy, options.cutoff).await?;
+    let cutoff = crate::retention::resolve_cutoff(&mut *conn, policy, options.cutoff).await?;
     let how = options.retired_partitions;
     let lock_timeout = Duration::from_secs(10);
     let mut report = PartitionPurgeReport {
@@ -570,7 +571,7 @@ async fn purge_locked(
             retired_oids.push(sqlx::postgres::types::Oid(p.oid));
         }
         if !options.dry_run {
-            let mut tx = begin_maintenance(pool, lock_timeout, ENSURE_LOCK, schema).await?;
+            let mut tx = begin_maintenance(&mut *conn, lock_timeout, ENSURE_LOCK, schema).await?;
             sqlx::raw_sql(sql::generated(retire_partition_sql(schema, range, how)))
                 .execute(&mut *tx)
                 .await
@@ -595,7 +596,7 @@ async fn purge_locked(
                 CASE WHEN $2 THEN (
                     SELECT count(*) FROM @S.audit_transactions t
                     WHERE t.id IN (SELECT transaction_id FROM eligible)
-                      AND t.occurred_at >= $4
+                      AND ($4::timestamptz IS NULL OR t.occurred_at >= $4)
                       AND NOT EXISTS (SELECT 1 FROM @S.audit_changes c
                                       WHERE c.transaction_id = t.id AND c.captured_at >= $1)
                 ) ELSE 0 END",
@@ -612,7 +613,8 @@ async fn purge_locked(
         report.purge.deleted_transactions += transactions as u64;
     } else {
         let rows =
-            crate::retention::purge_rows(pool, install, policy, options, cutoff, on_batch).await?;
+            crate::retention::purge_rows(&mut *conn, install, policy, options, cutoff, on_batch)
+                .await?;
         report.boundary_changes = rows.deleted_changes;
         report.purge.deleted_changes += rows.deleted_changes;
         report.purge.deleted_transactions += rows.deleted_transactions;
@@ -653,7 +655,7 @@ async fn purge_locked(
                     .push(retired_report(&range, rows, action, kept));
                 continue;
             }
-            let mut tx = begin_maintenance(pool, lock_timeout, ENSURE_LOCK, schema).await?;
+            let mut tx = begin_maintenance(&mut *conn, lock_timeout, ENSURE_LOCK, schema).await?;
             // Wait for any transaction still writing here, and keep new ones out.
             sqlx::raw_sql(sql::generated(format!(
                 "LOCK TABLE {schema}.{name} IN SHARE ROW EXCLUSIVE MODE"
@@ -698,7 +700,7 @@ async fn purge_locked(
                 )))
                 .bind(&straddlers)
                 .bind(i64::from(options.batch_size))
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
                 if n == 0 {
@@ -719,18 +721,15 @@ async fn purge_locked(
 }
 
 /// The lower bound of the oldest transaction partition that is not wholly before `cutoff`
-/// (transaction rows before it go with their partitions).
+/// (transaction rows before it go with their partitions); `None` when none is.
 async fn tx_partition_floor(
     conn: &mut PgConnection,
     schema: &Ident,
     cutoff: DateTime<Utc>,
-) -> Result<DateTime<Utc>> {
+) -> Result<Option<DateTime<Utc>>> {
     let parts = partitions_on(conn, schema, PartitionedTable::Transactions).await?;
     let ranges: Vec<PartitionRange> = parts.iter().filter_map(|p| p.range).collect();
-    Ok(wholly_before(&ranges, cutoff)
-        .last()
-        .map(|r| r.to)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC))
+    Ok(wholly_before(&ranges, cutoff).last().map(|r| r.to))
 }
 
 async fn count_rows(conn: &mut PgConnection, schema: &Ident, name: &str) -> Result<u64> {

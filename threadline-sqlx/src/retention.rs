@@ -186,14 +186,15 @@ pub async fn purge_with_progress(
             .await
             .map(|r| r.purge);
     }
-    let cutoff = resolve_cutoff(pool, policy, options.cutoff).await?;
-    purge_rows(pool, install, policy, options, cutoff, &mut on_batch).await
+    let mut conn = pool.acquire().await?;
+    let cutoff = resolve_cutoff(&mut conn, policy, options.cutoff).await?;
+    purge_rows(&mut conn, install, policy, options, cutoff, &mut on_batch).await
 }
 
 /// The row-deleting purge of changes captured before `cutoff` (the whole purge on the plain
 /// layout; the boundary partition's part on the partitioned one).
 pub(crate) async fn purge_rows(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     install: &InstallOptions,
     policy: &RetentionPolicy,
     options: &PurgeOptions,
@@ -214,7 +215,7 @@ pub(crate) async fn purge_rows(
         let (changes, transactions): (i64, i64) = sqlx::query_as(sql::in_schema(COUNT, schema))
             .bind(cutoff)
             .bind(delete_empty)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
         report.deleted_changes = changes as u64;
         report.deleted_transactions = transactions as u64;
@@ -224,7 +225,7 @@ pub(crate) async fn purge_rows(
         if options.max_batches.is_some_and(|max| report.batches >= max) {
             report.complete = !sqlx::query_scalar::<_, bool>(sql::in_schema(REMAINING, schema))
                 .bind(cutoff)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
             break;
         }
@@ -233,7 +234,7 @@ pub(crate) async fn purge_rows(
                 .bind(cutoff)
                 .bind(i64::from(options.batch_size))
                 .bind(delete_empty)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
         if picked == 0 {
             break;
@@ -284,12 +285,12 @@ pub(crate) fn validate(options: &PurgeOptions) -> Result<()> {
 
 /// The policy cutoff from the database clock, or the requested one when it is not newer.
 pub(crate) async fn resolve_cutoff(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     policy: &RetentionPolicy,
     requested: Option<DateTime<Utc>>,
 ) -> Result<DateTime<Utc>> {
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let window = TimeDelta::from_std(policy.window)
         .map_err(|_| Error::invalid("retention window", "too long"))?;
