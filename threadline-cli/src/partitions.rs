@@ -27,7 +27,7 @@ pub async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
                         p.locked_for.as_millis()
                     )
                 } else {
-                    String::new()
+                    format!(" in {} ms", p.locked_for.as_millis())
                 };
                 println!(
                     "created {} [{} .. {}){moved}",

@@ -98,7 +98,7 @@ pub async fn list_partitions(
     require_partitioned(&mut conn, &install.schema).await?;
     let mut out = Vec::new();
     for table in PartitionedTable::ALL {
-        let mut parts = partitions_on(&mut *conn, &install.schema, table).await?;
+        let mut parts = partitions_on(&mut conn, &install.schema, table).await?;
         parts.sort_by_key(|p| (p.range.is_none(), p.range.map(|r| r.from)));
         for p in parts {
             let (rows, exact) = if p.range.is_none() {
