@@ -83,7 +83,7 @@ pub struct EnsureArgs {
     #[command(flatten)]
     pub ops: OpsArgs,
     /// Future partitions to keep ready after the current one (default: `premake` under
-    /// [storage] in the config file, else 3).
+    /// `[storage]` in the config file, else 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(threadline_core::partition::MAX_PREMAKE)))]
     pub premake: Option<u32>,
     /// Seconds each step waits for a table lock before giving up (nothing is changed then).
@@ -313,11 +313,11 @@ pub struct InstallArgs {
     #[command(flatten)]
     pub hardening: HardeningArgs,
     /// The partitioned layout: audit_changes and audit_transactions range-partitioned by
-    /// time, with a DEFAULT partition (default: `partitioned` under [storage] in the config
+    /// time, with a DEFAULT partition (default: `partitioned` under `[storage]` in the config
     /// file). Then run `threadline partitions ensure` (guides/scaling.md).
     #[arg(long)]
     pub partitioned: bool,
-    /// Partition width (default: `interval` under [storage], else month).
+    /// Partition width (default: `interval` under `[storage]`, else month).
     #[arg(long, value_enum, requires = "partitioned")]
     pub interval: Option<IntervalArg>,
 }
