@@ -33,6 +33,77 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Export changes (with their transaction and actions) as CSV, JSON or NDJSON.
     Export(ExportArgs),
+    /// The partitioned layout: create partitions ahead of time, list them.
+    Partitions(PartitionsArgs),
+}
+
+/// Partition intervals on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntervalArg {
+    /// One UTC day per partition.
+    Day,
+    /// One ISO week (Monday to Monday, UTC) per partition.
+    Week,
+    /// One calendar month (UTC) per partition.
+    Month,
+}
+
+impl From<IntervalArg> for threadline_core::partition::PartitionInterval {
+    fn from(i: IntervalArg) -> Self {
+        match i {
+            IntervalArg::Day => Self::Day,
+            IntervalArg::Week => Self::Week,
+            IntervalArg::Month => Self::Month,
+        }
+    }
+}
+
+/// `threadline partitions`.
+#[derive(Debug, Clone, Args)]
+pub struct PartitionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PartitionsCommand,
+}
+
+/// `threadline partitions` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PartitionsCommand {
+    /// Create the partitions from now to now + N intervals and move rows that landed in
+    /// DEFAULT into their own partitions. Idempotent; safe to run concurrently (cron).
+    Ensure(EnsureArgs),
+    /// List the partitions of both audit tables with range, rows and bytes.
+    List(ListPartitionsArgs),
+}
+
+/// `threadline partitions ensure`.
+#[derive(Debug, Clone, Args)]
+pub struct EnsureArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Future partitions to keep ready after the current one (default: `premake` under
+    /// `[storage]` in the config file, else 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(threadline_core::partition::MAX_PREMAKE)))]
+    pub premake: Option<u32>,
+    /// Seconds each step waits for a table lock before giving up (nothing is changed then).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lock_timeout: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+/// `threadline partitions list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListPartitionsArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
 }
 
 /// Where to find the database.
@@ -241,6 +312,14 @@ pub struct InstallArgs {
     /// Hardened mode (see guides/security.md).
     #[command(flatten)]
     pub hardening: HardeningArgs,
+    /// The partitioned layout: audit_changes and audit_transactions range-partitioned by
+    /// time, with a DEFAULT partition (default: `partitioned` under `[storage]` in the config
+    /// file). Then run `threadline partitions ensure` (guides/scaling.md).
+    #[arg(long)]
+    pub partitioned: bool,
+    /// Partition width (default: `interval` under `[storage]`, else month).
+    #[arg(long, value_enum, requires = "partitioned")]
+    pub interval: Option<IntervalArg>,
 }
 
 /// Hardened mode: who owns and who may read the audit trail.

@@ -11,7 +11,15 @@ const SUFFIX: &str = "_threadline_install.sql";
 
 pub fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
-    let options = crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
+    let mut options =
+        crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;
+    if args.partitioned {
+        let interval = match args.interval {
+            Some(i) => i.into(),
+            None => config.storage_settings()?.interval,
+        };
+        options = options.with_partitioning(interval);
+    }
     let sql = install_sql(&options);
     if args.stdout {
         print!("{sql}");

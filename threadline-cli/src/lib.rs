@@ -16,6 +16,7 @@ mod export;
 mod gen_triggers;
 mod install;
 mod output;
+mod partitions;
 mod progress;
 mod retention;
 mod verify_coverage;
@@ -27,6 +28,7 @@ pub use cli::{
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
+pub use cli::{EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -41,5 +43,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Continuity(args) => continuity::run(args).await,
         Command::Snapshot(args) => continuity::snapshot(args).await,
         Command::Export(args) => export::run(args).await,
+        Command::Partitions(args) => match args.command {
+            PartitionsCommand::Ensure(args) => partitions::ensure(args).await,
+            PartitionsCommand::List(args) => partitions::list(args).await,
+        },
     }
 }

@@ -37,7 +37,13 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
         max_batches: args.max_batches,
         dry_run: args.dry_run,
         cutoff: None,
+        retired_partitions: config.storage_settings()?.retired_partitions,
     };
+    if let threadline_sqlx::StorageLayout::Partitioned { .. } =
+        threadline_sqlx::storage_layout(&pool, &install).await?
+    {
+        return crate::partitions::purge(&pool, &install, &policy, &options).await;
+    }
     let window = policy.window_seconds();
     if args.dry_run {
         let report = threadline_sqlx::purge(&pool, &install, &policy, &options).await?;
@@ -72,7 +78,7 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(report: &PurgeReport) {
+pub(crate) fn print_report(report: &PurgeReport) {
     println!(
         "deleted {} changes and {} transactions captured before {} in {} batches",
         report.deleted_changes,

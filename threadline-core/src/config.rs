@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ident::{DEFAULT_SCHEMA, Ident, IdentError, TableName};
+use crate::partition::{DEFAULT_PREMAKE, MAX_PREMAKE, StorageSettings};
 use crate::redaction::TableCapture;
 use crate::retention::{RetentionError, RetentionPolicy};
 use crate::sql::InstallOptions;
@@ -57,6 +58,9 @@ pub enum ConfigError {
     /// The `[retention]` section is invalid.
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// The `[storage]` section is invalid.
+    #[error("invalid [storage] in threadline.toml: {0}")]
+    Storage(String),
 }
 
 /// The whole `threadline.toml`.
@@ -94,6 +98,28 @@ pub struct Config {
     /// The `[retention]` section as written; [`Config::retention_policy`] validates it.
     #[serde(default)]
     pub retention: Option<toml::Table>,
+    /// The `[storage]` section as written; [`Config::storage_settings`] validates it.
+    #[serde(default)]
+    pub storage: Option<StorageConfig>,
+}
+
+/// `[storage]`: the partitioned layout (see `guides/scaling.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Whether `install` creates the partitioned layout (default false).
+    #[serde(default)]
+    pub partitioned: bool,
+    /// `day`, `week` or `month` (default month).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Future partitions to keep ready (default 3).
+    #[serde(default)]
+    pub premake: Option<i64>,
+    /// `drop` (default) or `detach`: what retention does with a partition wholly before the
+    /// cutoff.
+    #[serde(default)]
+    pub retired_partitions: Option<String>,
 }
 
 /// `[capture]`.
@@ -122,6 +148,7 @@ impl Config {
         cfg.tables()?;
         cfg.retention_policy()?;
         cfg.expected_tables()?;
+        cfg.storage_settings()?;
         Ok(cfg)
     }
 
@@ -137,7 +164,44 @@ impl Config {
         for reader in &self.reader_roles {
             options = options.with_reader_role(role("reader_roles", reader)?);
         }
+        if let Some(interval) = self.storage_settings()?.partitioned() {
+            options = options.with_partitioning(interval);
+        }
         Ok(options)
+    }
+
+    /// The validated `[storage]` section (defaults when the file has none).
+    pub fn storage_settings(&self) -> Result<StorageSettings, ConfigError> {
+        let mut settings = StorageSettings {
+            premake: DEFAULT_PREMAKE,
+            ..StorageSettings::default()
+        };
+        let Some(storage) = &self.storage else {
+            return Ok(settings);
+        };
+        settings.partitioned = storage.partitioned;
+        if let Some(interval) = &storage.interval {
+            settings.interval =
+                interval
+                    .parse()
+                    .map_err(|e: crate::partition::IntervalError| {
+                        ConfigError::Storage(e.to_string())
+                    })?;
+        }
+        if let Some(premake) = storage.premake {
+            settings.premake = u32::try_from(premake)
+                .ok()
+                .filter(|p| *p <= MAX_PREMAKE)
+                .ok_or_else(|| {
+                    ConfigError::Storage(format!(
+                        "premake = {premake} is out of range; use 0 to {MAX_PREMAKE} future partitions (default {DEFAULT_PREMAKE})"
+                    ))
+                })?;
+        }
+        if let Some(retired) = &storage.retired_partitions {
+            settings.retired_partitions = retired.parse().map_err(ConfigError::Storage)?;
+        }
+        Ok(settings)
     }
 
     /// The audit schema.
@@ -247,6 +311,32 @@ keep_days = 90
             "{e}"
         );
         assert_eq!(Config::from_toml("").unwrap().retention_policy(), Ok(None));
+        let e =
+            Config::from_toml("[storage]\npartitioned = true\ninterval = \"year\"").unwrap_err();
+        assert!(
+            e.to_string().contains("\"year\"") && e.to_string().contains("day, week or month"),
+            "{e}"
+        );
+        let e = Config::from_toml("[storage]\npremake = -1").unwrap_err();
+        assert!(
+            e.to_string().contains("premake = -1 is out of range"),
+            "{e}"
+        );
+        let e = Config::from_toml("[storage]\nretired_partitions = \"keep\"").unwrap_err();
+        assert!(e.to_string().contains("\"drop\" or \"detach\""), "{e}");
+        assert!(Config::from_toml("[storage]\npartition = true").is_err());
+        let cfg =
+            Config::from_toml("[storage]\npartitioned = true\ninterval = \"day\"\npremake = 7")
+                .unwrap();
+        assert_eq!(
+            cfg.install_options().unwrap().partitioning,
+            Some(crate::partition::PartitionInterval::Day)
+        );
+        assert_eq!(cfg.storage_settings().unwrap().premake, 7);
+        assert_eq!(
+            Config::default().install_options().unwrap().partitioning,
+            None
+        );
         let e = Config::from_toml("[coverage]\nexpected_tables = [\"a.b.c\"]").unwrap_err();
         assert!(matches!(e, ConfigError::ExpectedTable { .. }), "{e}");
     }

@@ -119,7 +119,10 @@ impl InstallManifest {
         while let Some(line) = lines.next() {
             let start = offset;
             offset += line.len() + 1;
-            if let Some(rest) = line.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+            if let Some(rest) = line
+                .strip_prefix("CREATE TABLE IF NOT EXISTS ")
+                .filter(|rest| rest.ends_with('('))
+            {
                 let mut columns = Vec::new();
                 while let Some(col) = lines.next_if(|l| !l.starts_with(')')) {
                     offset += col.len() + 1;

@@ -38,6 +38,7 @@ mod error;
 mod export;
 mod headers;
 mod ident;
+pub mod partition;
 pub mod query;
 mod redaction;
 mod retention;
@@ -53,7 +54,7 @@ pub use capture_policy::{
     CaptureComment, PolicyDifference, StoredPolicyError, capture_comment, policy_differences,
     stored_form,
 };
-pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig};
+pub use config::{CaptureConfig, Config, ConfigError, CoverageConfig, StorageConfig};
 pub use context::{AuditContext, JobContext, settings};
 pub use continuity::cutover_steps;
 pub use coverage::{

@@ -139,3 +139,57 @@ fn begin_with_context_sql_snapshot() {
         .with_meta(serde_json::json!({"note": "a\\b'c\nd"}));
     insta::assert_snapshot!("begin_with_context", begin_with_context_sql(&ctx));
 }
+
+mod partitioned {
+    use chrono::{TimeZone, Utc};
+    use threadline_core::partition::{
+        PartitionInterval, PartitionRange, PartitionedTable, RetiredPartition,
+        create_partition_sql, move_from_default_sql, retire_partition_sql,
+    };
+    use threadline_core::{InstallManifest, InstallOptions, install_sql};
+
+    use super::ident;
+
+    fn december() -> PartitionRange {
+        PartitionRange::containing(
+            PartitionedTable::Changes,
+            PartitionInterval::Month,
+            Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn partitioned_install_sql_snapshot() {
+        let options = InstallOptions::default().with_partitioning(PartitionInterval::Month);
+        let sql = install_sql(&options);
+        assert!(sql.contains("PARTITION BY RANGE (captured_at)"));
+        assert!(sql.contains("PARTITION BY RANGE (occurred_at)"));
+        assert!(
+            !sql.contains("REFERENCES"),
+            "no foreign key to a partitioned table"
+        );
+        // The functions capture calls are the same in both layouts.
+        let plain = InstallManifest::of(&InstallOptions::default());
+        let parted = InstallManifest::of(&options);
+        for f in &plain.functions {
+            assert!(parted.functions.contains(f), "{}", f.0);
+        }
+        assert_eq!(plain.tables, parted.tables, "same tables and columns");
+        assert_eq!(plain.indexes, parted.indexes, "same indexes");
+        insta::assert_snapshot!("install_partitioned", sql);
+    }
+
+    #[test]
+    fn partition_maintenance_sql_snapshot() {
+        let schema = ident("Audit Log");
+        let owner = ident("threadline_owner");
+        let sql = format!(
+            "-- create\n{}\n-- move out of DEFAULT\n{}\n-- retire\n{}{}",
+            create_partition_sql(&schema, &december(), &owner),
+            move_from_default_sql(&schema, &december(), &owner),
+            retire_partition_sql(&schema, &december(), RetiredPartition::Drop),
+            retire_partition_sql(&schema, &december(), RetiredPartition::Detach),
+        );
+        insta::assert_snapshot!("partition_maintenance", sql);
+    }
+}

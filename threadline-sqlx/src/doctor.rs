@@ -43,7 +43,9 @@ impl DoctorOptions {
 ///   role or this database (triggers do not fire in replica mode);
 /// * `privileges`: whether the application role can write the audit tables directly (a
 ///   warning: it could forge or erase the trail; see the hardened install);
-/// * `orphans`: changes whose transaction row is gone.
+/// * `orphans`: changes whose transaction row is gone;
+/// * `partitions` (partitioned layout only): a `DEFAULT` partition holds rows, or fewer
+///   than `[storage] premake` partitions lie ahead of now.
 ///
 /// Any [`Severity::Error`] means changes may go uncaptured or the trail is damaged.
 ///
@@ -62,6 +64,17 @@ pub async fn doctor(
     config: &Config,
     options: &DoctorOptions,
 ) -> Result<Vec<Finding>> {
+    // The manifest follows the layout that is installed, whatever the config says.
+    let layout = crate::partition::storage_layout(pool, install).await?;
+    let partitioned = matches!(layout, crate::partition::StorageLayout::Partitioned { .. });
+    let mut effective = install.clone();
+    effective.partitioning = match layout {
+        crate::partition::StorageLayout::Partitioned { interval } => {
+            Some(interval.or(install.partitioning).unwrap_or_default())
+        }
+        _ => None,
+    };
+    let install = &effective;
     let manifest = InstallManifest::of(install);
     let mut findings = Vec::new();
     let installed = check_install(pool, install, &manifest, &mut findings).await?;
@@ -74,6 +87,10 @@ pub async fn doctor(
     if installed {
         check_privileges(pool, install, &manifest, options, &mut findings).await?;
         check_orphans(pool, install, &mut findings).await?;
+        if partitioned {
+            let premake = config.storage_settings()?.premake;
+            crate::partition::check_partitions(pool, install, premake, &mut findings).await?;
+        }
     }
     Ok(findings)
 }

@@ -34,6 +34,7 @@ mod doctor;
 mod error;
 mod export;
 mod install;
+mod partition;
 mod pooling;
 mod request;
 mod retention;
@@ -53,6 +54,11 @@ pub use export::{
     DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,
 };
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
+pub use partition::{
+    CreatedPartition, EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport,
+    RetiredPartitionReport, StorageLayout, ensure_partitions, list_partitions, purge_partitions,
+    storage_layout,
+};
 pub use pooling::StatementMode;
 pub use request::{ActionLink, RequestAction, RequestTransaction};
 pub use retention::{
@@ -61,6 +67,7 @@ pub use retention::{
 };
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
+pub use threadline_core::partition::{PartitionInterval, RetiredPartition};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
 };

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
+use threadline_core::partition::RetiredPartition;
 use threadline_core::{InstallOptions, RetentionPolicy};
 
 use crate::error::{Error, Result};
@@ -31,6 +32,9 @@ pub struct PurgeOptions {
     /// Delete changes captured before this time instead of the policy's cutoff. It may be
     /// older than the policy's cutoff (keeping more), never newer.
     pub cutoff: Option<DateTime<Utc>>,
+    /// On the partitioned layout: drop (default) or only detach the partitions that lie
+    /// wholly before the cutoff (`[storage] retired_partitions`).
+    pub retired_partitions: RetiredPartition,
 }
 
 impl Default for PurgeOptions {
@@ -40,6 +44,7 @@ impl Default for PurgeOptions {
             max_batches: None,
             dry_run: false,
             cutoff: None,
+            retired_partitions: RetiredPartition::Drop,
         }
     }
 }
@@ -158,6 +163,11 @@ pub async fn purge(
 /// neither (still open), and a committed transaction never gets new changes. Deleting a
 /// transaction row sets `transaction_id` of its actions to NULL (the actions themselves are
 /// kept; they carry their own actor, request id and correlation id).
+///
+/// # The partitioned layout
+///
+/// There the purge retires whole partitions and deletes rows only in the boundary
+/// partition: see [`purge_partitions`](crate::purge_partitions), which also reports them.
 pub async fn purge_with_progress(
     pool: &PgPool,
     install: &InstallOptions,
@@ -169,7 +179,28 @@ pub async fn purge_with_progress(
     if !options.dry_run && !policy.enabled {
         return Err(Error::RetentionDisabled);
     }
-    let cutoff = resolve_cutoff(pool, policy, options.cutoff).await?;
+    if let crate::partition::StorageLayout::Partitioned { .. } =
+        crate::partition::storage_layout(pool, install).await?
+    {
+        return crate::partition::purge_partitions(pool, install, policy, options, on_batch)
+            .await
+            .map(|r| r.purge);
+    }
+    let mut conn = pool.acquire().await?;
+    let cutoff = resolve_cutoff(&mut conn, policy, options.cutoff).await?;
+    purge_rows(&mut conn, install, policy, options, cutoff, &mut on_batch).await
+}
+
+/// The row-deleting purge of changes captured before `cutoff` (the whole purge on the plain
+/// layout; the boundary partition's part on the partitioned one).
+pub(crate) async fn purge_rows(
+    conn: &mut sqlx::PgConnection,
+    install: &InstallOptions,
+    policy: &RetentionPolicy,
+    options: &PurgeOptions,
+    cutoff: DateTime<Utc>,
+    on_batch: &mut impl FnMut(&PurgeProgress),
+) -> Result<PurgeReport> {
     let schema = &install.schema;
     let delete_empty = policy.delete_empty_transactions;
     let mut report = PurgeReport {
@@ -184,7 +215,7 @@ pub async fn purge_with_progress(
         let (changes, transactions): (i64, i64) = sqlx::query_as(sql::in_schema(COUNT, schema))
             .bind(cutoff)
             .bind(delete_empty)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
         report.deleted_changes = changes as u64;
         report.deleted_transactions = transactions as u64;
@@ -194,7 +225,7 @@ pub async fn purge_with_progress(
         if options.max_batches.is_some_and(|max| report.batches >= max) {
             report.complete = !sqlx::query_scalar::<_, bool>(sql::in_schema(REMAINING, schema))
                 .bind(cutoff)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
             break;
         }
@@ -203,7 +234,7 @@ pub async fn purge_with_progress(
                 .bind(cutoff)
                 .bind(i64::from(options.batch_size))
                 .bind(delete_empty)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
         if picked == 0 {
             break;
@@ -233,7 +264,7 @@ pub async fn purge_with_progress(
     Ok(report)
 }
 
-fn validate(options: &PurgeOptions) -> Result<()> {
+pub(crate) fn validate(options: &PurgeOptions) -> Result<()> {
     if options.batch_size == 0 || options.batch_size > MAX_PURGE_BATCH_SIZE {
         return Err(Error::invalid(
             "batch_size",
@@ -253,13 +284,13 @@ fn validate(options: &PurgeOptions) -> Result<()> {
 }
 
 /// The policy cutoff from the database clock, or the requested one when it is not newer.
-async fn resolve_cutoff(
-    pool: &PgPool,
+pub(crate) async fn resolve_cutoff(
+    conn: &mut sqlx::PgConnection,
     policy: &RetentionPolicy,
     requested: Option<DateTime<Utc>>,
 ) -> Result<DateTime<Utc>> {
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let window = TimeDelta::from_std(policy.window)
         .map_err(|_| Error::invalid("retention window", "too long"))?;

@@ -47,8 +47,14 @@ async fn a_healthy_install_passes_every_check_but_warns_about_a_superuser() {
             ("replication_role", Severity::Ok),
             ("privileges", Severity::Warning),
             ("orphans", Severity::Ok),
-        ],
+            // Only on the partitioned layout (THREADLINE_TEST_LAYOUT=partitioned).
+            ("partitions", Severity::Ok),
+        ][..checks.len().max(7)],
         "{findings:#?}"
+    );
+    assert_eq!(
+        checks.len(),
+        7 + usize::from(threadline_test_support::layout_from_env().is_some())
     );
     assert!(findings[0].message.contains("present and current"));
     assert!(

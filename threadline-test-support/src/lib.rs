@@ -2,6 +2,14 @@
 //!
 //! The server comes from `DATABASE_URL` when set, else `postgres://postgres@127.0.0.1:5432/postgres`.
 //!
+//! [`TestDb::installed`] installs the layout named by `THREADLINE_TEST_LAYOUT`: `plain` (the
+//! default) or `partitioned` (monthly partitions, `partitioned:day` or `partitioned:week` for
+//! another interval), so that any suite runs against both layouts:
+//!
+//! ```sh
+//! THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx --test capture
+//! ```
+//!
 //! ```no_run
 //! # async fn t() {
 //! let db = threadline_test_support::TestDb::installed().await;
@@ -28,6 +36,26 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// The admin URL of the test server.
 pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// The partition interval `THREADLINE_TEST_LAYOUT` asks for, or `None` for the plain layout.
+///
+/// # Panics
+///
+/// On a value other than `plain`, `partitioned` or `partitioned:<day|week|month>`, so a typo
+/// never silently tests the wrong layout.
+pub fn layout_from_env() -> Option<threadline_core::partition::PartitionInterval> {
+    let value = std::env::var("THREADLINE_TEST_LAYOUT").unwrap_or_default();
+    match value.as_str() {
+        "" | "plain" => None,
+        "partitioned" => Some(threadline_core::partition::PartitionInterval::Month),
+        other => match other.strip_prefix("partitioned:").map(str::parse) {
+            Some(Ok(interval)) => Some(interval),
+            _ => panic!(
+                "THREADLINE_TEST_LAYOUT={other:?}: use plain, partitioned or partitioned:<day|week|month>"
+            ),
+        },
+    }
 }
 
 /// A fresh database, dropped (with its connections) when this value is dropped.
@@ -69,12 +97,41 @@ impl TestDb {
         Self { pool, name, url }
     }
 
-    /// A database with the Threadline schema installed in `public`.
+    /// A database with the Threadline schema installed in `public`, in the layout
+    /// `THREADLINE_TEST_LAYOUT` names (see the crate documentation; plain by default).
     pub async fn installed() -> Self {
+        match layout_from_env() {
+            None => Self::installed_plain().await,
+            Some(interval) => Self::installed_partitioned(interval).await,
+        }
+    }
+
+    /// A database with the plain (unpartitioned) layout installed in `public`.
+    pub async fn installed_plain() -> Self {
         let db = Self::empty().await;
         threadline_sqlx::install(&db.pool, &threadline_core::InstallOptions::default())
             .await
             .expect("install threadline");
+        db
+    }
+
+    /// A database with the partitioned layout installed in `public`, with the current
+    /// partition and three future ones made by `ensure_partitions`.
+    pub async fn installed_partitioned(
+        interval: threadline_core::partition::PartitionInterval,
+    ) -> Self {
+        let db = Self::empty().await;
+        let options = threadline_core::InstallOptions::default().with_partitioning(interval);
+        threadline_sqlx::install(&db.pool, &options)
+            .await
+            .expect("install threadline (partitioned)");
+        threadline_sqlx::ensure_partitions(
+            &db.pool,
+            &options,
+            &threadline_sqlx::EnsureOptions::default(),
+        )
+        .await
+        .expect("ensure partitions");
         db
     }
 

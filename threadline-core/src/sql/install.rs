@@ -1,6 +1,7 @@
 //! The install schema (SPEC §2): audit tables, indexes and the shared capture functions.
 
 use crate::ident::{DEFAULT_SCHEMA, Ident};
+use crate::partition::{self, PartitionInterval};
 
 /// Names of the tables `install` creates; none of them may ever be audited.
 pub const AUDIT_TABLES: [&str; 3] = ["audit_transactions", "audit_changes", "audit_actions"];
@@ -26,6 +27,10 @@ pub struct InstallOptions {
     /// Hardened mode: roles granted `SELECT` on the audit tables (typically the application
     /// role, so it can read the trail). Ignored without an owner role.
     pub reader_roles: Vec<Ident>,
+    /// The partitioned layout (SPEC §10, `guides/scaling.md`): `audit_changes` and
+    /// `audit_transactions` range-partitioned by time in partitions of this interval.
+    /// `None` (the default) keeps plain tables.
+    pub partitioning: Option<PartitionInterval>,
 }
 
 impl Default for InstallOptions {
@@ -43,7 +48,14 @@ impl InstallOptions {
             schema,
             owner_role: None,
             reader_roles: Vec::new(),
+            partitioning: None,
         }
+    }
+
+    /// Turns on the partitioned layout with partitions of `interval`.
+    pub fn with_partitioning(mut self, interval: PartitionInterval) -> Self {
+        self.partitioning = Some(interval);
+        self
     }
 
     /// Turns on hardened mode with `role` as the owner of the audit trail
@@ -270,9 +282,38 @@ $threadline$;
 /// ```
 pub fn install_sql(options: &InstallOptions) -> String {
     let schema = options.schema.quoted();
-    let mut sql = format!("{TEMPLATE}{}", super::harden::RECORD_ACTION_FUNCTION)
+    let template = match options.partitioning {
+        None => format!("{TEMPLATE}{}", super::harden::RECORD_ACTION_FUNCTION),
+        Some(interval) => partitioned_template(interval),
+    };
+    let mut sql = template
         .replace("$threadline$", &super::dollar_tag(&schema))
         .replace("@S", &schema);
     sql.push_str(&super::harden::install_hardening(options));
     sql
+}
+
+/// The template with the partitioned tables in place of the plain ones, no foreign key on
+/// `audit_actions.transaction_id`, and the trigger that stands in for it.
+fn partitioned_template(interval: PartitionInterval) -> String {
+    const TABLES_START: &str = "CREATE TABLE IF NOT EXISTS @S.audit_transactions (";
+    const TABLES_END: &str = "-- No CHECK on op:";
+    const ACTIONS_FK: &str =
+        "transaction_id bigint REFERENCES @S.audit_transactions (id) ON DELETE SET NULL,";
+    let (start, end) = match (TEMPLATE.find(TABLES_START), TEMPLATE.find(TABLES_END)) {
+        (Some(start), Some(end)) => (start, end),
+        _ => unreachable!("the template holds both markers"),
+    };
+    debug_assert!(TEMPLATE.contains(ACTIONS_FK));
+    let rest = TEMPLATE[end..].replace(
+        ACTIONS_FK,
+        "transaction_id bigint, -- no foreign key in the partitioned layout (guides/scaling.md)",
+    );
+    format!(
+        "{}{}{rest}{}{}",
+        &TEMPLATE[..start],
+        partition::install_tables(interval),
+        super::harden::RECORD_ACTION_FUNCTION,
+        partition::UNLINK_ACTIONS,
+    )
 }
