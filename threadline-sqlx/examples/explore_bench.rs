@@ -161,7 +161,7 @@ fn cursor_at(plan: &PagePlan, at: DateTime<Utc>, id: i64) -> Cursor {
     let rows = vec![(at, id); plan.fetch_limit() as usize];
     plan.finish(rows, |r| *r)
         .next
-        .unwrap_or_else(|| unreachable!("a full page always has a next cursor"))
+        .expect("a full page always has a next cursor")
 }
 
 async fn explore(args: &Args) -> Result<(), BoxError> {

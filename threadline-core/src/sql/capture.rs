@@ -180,7 +180,7 @@ impl CapturePlan {
             "{}.{}",
             self.schema,
             Ident::new(capture_function_name(&self.table))
-                .unwrap_or_else(|_| unreachable!("name is length-limited"))
+                .expect("capture function names are length-limited identifiers")
         )
     }
 
