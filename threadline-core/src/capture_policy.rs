@@ -61,7 +61,7 @@ impl<'a> CaptureComment<'a> {
                 })
                 .and_then(|p| {
                     p.validate().map(|()| p).map_err(|e| StoredPolicyError {
-                        reason: e.to_string(),
+                        reason: crate::error::with_causes(&e),
                     })
                 })
         });

@@ -52,7 +52,7 @@ pub enum CaptureError {
     )]
     NoPrimaryKey(String),
     /// The policy is invalid.
-    #[error("invalid capture policy for {table}: {source}")]
+    #[error("invalid capture policy for {table}")]
     Policy {
         /// The table.
         table: String,
