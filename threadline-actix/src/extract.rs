@@ -33,7 +33,12 @@ impl DerefMut for Audit {
 /// The context the middleware stored, or the missing-middleware error.
 pub(crate) fn context(req: &HttpRequest) -> Result<AuditContext, MissingThreadlineMiddleware> {
     req.extensions().get().cloned().ok_or_else(|| {
-        tracing::error!("{MISSING}");
+        // Where actix-web logs its own extractors' failures (such as a missing `Data<T>`).
+        tracing::debug!(
+            status = StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+            path = req.path(),
+            "{MISSING}"
+        );
         MissingThreadlineMiddleware
     })
 }
@@ -53,16 +58,32 @@ const MISSING: &str = "Threadline: this request has no audit context. Add \
 
 /// Error when no [`ThreadlineMiddleware`](crate::ThreadlineMiddleware) ran before the
 /// extractor: a 500 whose body says how to fix it.
+///
+/// Logged at `DEBUG` level when the extractor fails, as actix-web logs its own extractors'
+/// failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, thiserror::Error)]
 #[error("{MISSING}")]
+#[non_exhaustive]
 pub struct MissingThreadlineMiddleware;
+
+impl MissingThreadlineMiddleware {
+    /// The response body text used for this error.
+    pub fn body_text(&self) -> String {
+        MISSING.to_owned()
+    }
+
+    /// The status code used for this error (500).
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
 
 impl ResponseError for MissingThreadlineMiddleware {
     fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::InternalServerError().body(MISSING)
+        HttpResponse::build(self.status()).body(self.body_text())
     }
 }

@@ -228,3 +228,20 @@ async fn audited_tx_without_handle_or_middleware_is_a_500_that_names_the_fix() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn missing_middleware_error_reports_its_status_and_body_text() {
+    use actix_web::ResponseError;
+    use threadline_actix::MissingThreadlineMiddleware;
+
+    let error = MissingThreadlineMiddleware::default();
+    assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(error.status_code(), error.status());
+    assert_eq!(error.body_text(), error.to_string());
+    let response = error.error_response();
+    assert_eq!(response.status(), error.status());
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap();
+    assert_eq!(body, error.body_text().as_bytes());
+}

@@ -40,10 +40,7 @@ impl DerefMut for Audit {
 
 /// The context the layer stored, or the missing-layer rejection.
 pub(crate) fn context(parts: &Parts) -> Result<&AuditContext, MissingThreadlineLayer> {
-    parts.extensions.get().ok_or_else(|| {
-        tracing::error!("{MISSING_LAYER}");
-        MissingThreadlineLayer
-    })
+    parts.extensions.get().ok_or(MissingThreadlineLayer)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Audit {
@@ -68,8 +65,24 @@ const MISSING_LAYER: &str = "Threadline: this request has no audit context. Add 
 
 /// Rejection when no [`ThreadlineLayer`](crate::ThreadlineLayer) ran before the extractor:
 /// a 500 whose body says how to fix it.
+///
+/// Like axum's own rejections, it is logged when turned into a response, at `TRACE` level
+/// with target `axum::rejection` (enable it with `RUST_LOG=axum::rejection=trace`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MissingThreadlineLayer;
+
+impl MissingThreadlineLayer {
+    /// The response body text used for this rejection.
+    pub fn body_text(&self) -> String {
+        MISSING_LAYER.to_owned()
+    }
+
+    /// The status code used for this rejection (500).
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
 
 impl std::fmt::Display for MissingThreadlineLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +94,14 @@ impl std::error::Error for MissingThreadlineLayer {}
 
 impl IntoResponse for MissingThreadlineLayer {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, MISSING_LAYER).into_response()
+        let status = self.status();
+        tracing::trace!(
+            target: "axum::rejection",
+            status = status.as_u16(),
+            body = MISSING_LAYER,
+            rejection_type = std::any::type_name::<Self>(),
+            "rejecting request",
+        );
+        (status, MISSING_LAYER).into_response()
     }
 }

@@ -60,7 +60,7 @@ pub use extract::{Audit, MissingThreadlineLayer};
 pub use layer::{ResponseFuture, ThreadlineLayer, ThreadlineService};
 pub use resolve::{AsyncResolver, ResolveActor, async_resolver};
 pub use threadline_core::{
-    ActorRef, ActorType, AuditContext, ContextHeaders, IpNetwork, JobContext, TrustedProxies,
+    ActorRef, ActorType, AuditContext, ContextHeaders, IpNet, JobContext, TrustedProxies,
 };
 #[cfg(feature = "sqlx")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]

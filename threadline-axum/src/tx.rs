@@ -118,7 +118,7 @@ impl AuditedTxRejection {
     /// The status code of the response.
     pub fn status(&self) -> StatusCode {
         match self {
-            AuditedTxRejection::MissingLayer(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuditedTxRejection::MissingLayer(missing) => missing.status(),
             AuditedTxRejection::Begin(error) if error.is_pool_timeout() => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -129,7 +129,7 @@ impl AuditedTxRejection {
     /// The body of the response (it never holds the database's message).
     pub fn body_text(&self) -> String {
         match self {
-            AuditedTxRejection::MissingLayer(missing) => missing.to_string(),
+            AuditedTxRejection::MissingLayer(missing) => missing.body_text(),
             AuditedTxRejection::Begin(error) if error.is_pool_timeout() => {
                 "database busy: no connection available, try again".to_owned()
             }

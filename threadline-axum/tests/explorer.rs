@@ -714,3 +714,47 @@ fn as_of_result(page: &str) -> &str {
     let end = page[start..].find("</section>").unwrap() + start;
     &page[start..end]
 }
+
+#[tokio::test]
+async fn unknown_parameters_get_a_400_that_lists_what_the_page_takes() {
+    let s = seed().await;
+    let app = app(&s.db, |o| o);
+    for (uri, message) in [
+        (
+            "/admin/audit?sort=asc",
+            "invalid parameter `sort`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, cursor, size",
+        ),
+        (
+            "/admin/audit/actor?actor=user:bob&page=2",
+            "invalid parameter `page`: unknown parameter; this page takes actor, cursor, size",
+        ),
+        (
+            "/admin/audit/export?format=csv&cursor=x",
+            "invalid parameter `cursor`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, format",
+        ),
+        (
+            "/admin/audit/transactions/1?x=1",
+            "invalid parameter `x`: unknown parameter; this page takes no parameters",
+        ),
+    ] {
+        let reply = admin(&app, uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            reply
+                .body
+                .contains(&format!("<p class=\"error\" role=\"alert\">{message}</p>")),
+            "{uri}: {}",
+            reply.body
+        );
+    }
+    let reply = admin(&app, "/admin/audit/api/row?table=posts&pk=1&when=now").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let json: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "error": "invalid parameter `when`: unknown parameter; this page takes table, pk, at",
+            "status": 400,
+        })
+    );
+}

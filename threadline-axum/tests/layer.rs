@@ -306,3 +306,30 @@ async fn audited_tx_without_the_layer_is_the_same_500() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(String::from_utf8(body).unwrap().contains("ThreadlineLayer"));
 }
+
+#[tokio::test]
+async fn missing_layer_rejection_is_shaped_and_logged_like_axums() {
+    use axum_core::response::IntoResponse;
+    use threadline_axum::MissingThreadlineLayer;
+
+    let rejection = MissingThreadlineLayer::default();
+    assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(rejection.body_text(), rejection.to_string());
+
+    let recorder = threadline_test_support::logs::Recorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let response = rejection.into_response();
+    assert_eq!(response.status(), rejection.status());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, rejection.body_text().as_bytes());
+    let lines = recorder.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("TRACE axum::rejection: message=rejecting request status=500"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("rejection_type=\"threadline_axum::extract::MissingThreadlineLayer\""),
+        "{lines:?}"
+    );
+}

@@ -125,6 +125,18 @@ async fn gen_triggers_with_a_database_reads_keys_and_rejects_unknown_columns() {
     assert!(out.stdout.is_empty(), "no SQL is printed on error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no column(s) nope"), "{stderr}");
+    // The wrapper names the table and the cause follows once (not again as its own message).
+    assert!(
+        stderr.contains(
+            "invalid capture policy for public.stock: table public.stock has no column(s) nope"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("has no column(s) nope").count(),
+        1,
+        "{stderr}"
+    );
     assert!(
         stderr.contains("existing columns: tenant_id, sku, note"),
         "{stderr}"

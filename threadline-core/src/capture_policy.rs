@@ -61,7 +61,7 @@ impl<'a> CaptureComment<'a> {
                 })
                 .and_then(|p| {
                     p.validate().map(|()| p).map_err(|e| StoredPolicyError {
-                        reason: e.to_string(),
+                        reason: crate::error::with_causes(&e),
                     })
                 })
         });
@@ -72,8 +72,8 @@ impl<'a> CaptureComment<'a> {
 /// The comment written on a capture function: `stamp`, a newline, and the policy as one line
 /// of JSON (every setting spelled out, lists sorted).
 pub fn capture_comment(stamp: &str, policy: &ResolvedPolicy) -> String {
-    let json = serde_json::to_string(&stored_form(policy))
-        .unwrap_or_else(|_| unreachable!("a TableCapture always serializes"));
+    let json =
+        serde_json::to_string(&stored_form(policy)).expect("a TableCapture always serializes");
     format!("{stamp}\n{json}")
 }
 

@@ -21,7 +21,7 @@ pub enum ConfigError {
     #[error("invalid `schema` in threadline.toml: {0}")]
     Schema(IdentError),
     /// `owner_role` or `reader_roles` holds an invalid role name.
-    #[error("invalid role name in `{key}` in threadline.toml: {source}")]
+    #[error("invalid role name in `{key}` in threadline.toml")]
     Role {
         /// The key.
         key: &'static str,
@@ -29,7 +29,7 @@ pub enum ConfigError {
         source: IdentError,
     },
     /// A `[capture.tables.<name>]` key is not a valid table name.
-    #[error("invalid table name {name:?} under [capture.tables]: {source}")]
+    #[error("invalid table name {name:?} under [capture.tables]")]
     TableName {
         /// The key as written.
         name: String,
@@ -40,7 +40,7 @@ pub enum ConfigError {
     #[error("table {0} appears twice under [capture.tables]; merge the two sections")]
     DuplicateTable(String),
     /// A table's policy is invalid.
-    #[error("invalid policy for table {table}: {source}")]
+    #[error("invalid policy for table {table}")]
     Policy {
         /// The table.
         table: String,
@@ -48,7 +48,7 @@ pub enum ConfigError {
         source: crate::PolicyError,
     },
     /// An entry of `[coverage] expected_tables` is not a valid table name.
-    #[error("invalid table name {name:?} in [coverage] expected_tables: {source}")]
+    #[error("invalid table name {name:?} in [coverage] expected_tables")]
     ExpectedTable {
         /// The entry as written.
         name: String,

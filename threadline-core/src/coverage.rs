@@ -201,7 +201,10 @@ pub fn classify_coverage(
         Some(Err(e)) => {
             return result(
                 CoverageStatus::Stale,
-                format!("capture cannot be regenerated with its capture policy: {e}"),
+                format!(
+                    "capture cannot be regenerated with its capture policy: {}",
+                    crate::error::with_causes(e)
+                ),
                 format!(
                     "fix the table or its capture policy (threadline.toml, gen-triggers flags, or the policy passed to audit_table), then {regenerate}"
                 ),

@@ -159,8 +159,8 @@ pub fn canonical_json(value: &Value) -> String {
 
 fn canonical(value: &Value) -> String {
     let mut out = Vec::new();
-    write_canonical(&mut out, value).unwrap_or_else(|_| unreachable!("writing to a Vec"));
-    String::from_utf8(out).unwrap_or_else(|_| unreachable!("JSON is UTF-8"))
+    write_canonical(&mut out, value).expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 fn write_canonical(out: &mut impl Write, value: &Value) -> io::Result<()> {
@@ -316,17 +316,13 @@ pub fn encode_export(
     format: ExportFormat,
     generated_at: DateTime<Utc>,
 ) -> String {
-    let mut writer = ExportWriter::new(Vec::new(), format, generated_at)
-        .unwrap_or_else(|_| unreachable!("writing to a Vec"));
+    let mut writer =
+        ExportWriter::new(Vec::new(), format, generated_at).expect("writing to a Vec cannot fail");
     for record in records {
-        writer
-            .write(record)
-            .unwrap_or_else(|_| unreachable!("writing to a Vec"));
+        writer.write(record).expect("writing to a Vec cannot fail");
     }
-    let bytes = writer
-        .finish()
-        .unwrap_or_else(|_| unreachable!("writing to a Vec"));
-    String::from_utf8(bytes).unwrap_or_else(|_| unreachable!("exports are UTF-8"))
+    let bytes = writer.finish().expect("writing to a Vec cannot fail");
+    String::from_utf8(bytes).expect("exports are UTF-8")
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+pub use ipnet::IpNet;
+use ipnet::Ipv4Net;
+
 /// Longest accepted header value, in bytes.
 pub const MAX_HEADER_VALUE_BYTES: usize = 256;
 
@@ -32,16 +35,21 @@ pub enum TrustedProxies {
     /// address it saw: the client is the `n`-th entry from the right.
     Hops(usize),
     /// Only requests whose TCP peer is one of these networks carry a trusted header; the client
-    /// is the rightmost entry that is not itself a trusted proxy.
-    Networks(Vec<IpNetwork>),
+    /// is the rightmost entry that is not itself a trusted proxy. Build it with
+    /// [`TrustedProxies::networks`], which also takes bare addresses, or from
+    /// [`IpNet`] values.
+    Networks(Vec<IpNet>),
 }
 
 impl TrustedProxies {
     /// Trust proxies at these addresses or networks (`"10.0.0.0/8"`, `"127.0.0.1"`, `"::1"`).
+    /// A bad entry is refused with [`HeaderConfigError::InvalidNetwork`], which names it.
     ///
     /// ```
-    /// use threadline_core::TrustedProxies;
+    /// use threadline_core::{IpNet, TrustedProxies};
     /// let trusted = TrustedProxies::networks(["10.0.0.0/8", "127.0.0.1"])?;
+    /// let lan: IpNet = "10.0.0.0/8".parse().unwrap();
+    /// assert_eq!(trusted, TrustedProxies::Networks(vec![lan, "127.0.0.1/32".parse().unwrap()]));
     /// assert!(TrustedProxies::networks(["10.0.0.0/40"]).is_err());
     /// # Ok::<(), threadline_core::HeaderConfigError>(())
     /// ```
@@ -52,36 +60,16 @@ impl TrustedProxies {
     {
         networks
             .into_iter()
-            .map(|n| n.as_ref().parse())
+            .map(|n| parse_network(n.as_ref()))
             .collect::<Result<Vec<_>, _>>()
             .map(TrustedProxies::Networks)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
         match self {
-            TrustedProxies::Networks(nets) => nets.iter().any(|n| n.contains(ip)),
-            _ => false,
-        }
-    }
-}
-
-/// An IP network in CIDR form, such as `10.0.0.0/8`; a bare address is a `/32` or `/128`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNetwork {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNetwork {
-    /// Whether `ip` lies in this network (an IPv4-mapped IPv6 address matches its IPv4 form).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            TrustedProxies::Networks(nets) => {
+                let ip = canonical(ip);
+                nets.iter().any(|n| n.contains(&ip))
             }
             _ => false,
         }
@@ -95,43 +83,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let full = usize::from(prefix / 8);
-    let rest = prefix % 8;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
-}
-
-impl std::str::FromStr for IpNetwork {
-    type Err = HeaderConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || HeaderConfigError::InvalidNetwork(s.to_owned());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
-        };
-        let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| bad())?);
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
-impl fmt::Display for IpNetwork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
+/// Parses one trusted proxy: a CIDR network (`10.0.0.0/8`, `2001:db8::/32`) or a bare
+/// address (a `/32` or `/128`). An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) becomes
+/// its IPv4 form, since client and peer addresses are compared in that form.
+fn parse_network(text: &str) -> Result<IpNet, HeaderConfigError> {
+    let text = text.trim();
+    let net = text
+        .parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| HeaderConfigError::InvalidNetwork(text.to_owned()))?;
+    Ok(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    })
 }
 
 /// A header configuration that cannot work.
@@ -532,11 +499,45 @@ mod tests {
                 .is_err()
         );
         assert!(ContextHeaders::default().correlation_id_header("").is_err());
-        assert!("10.0.0.0/33".parse::<IpNetwork>().is_err());
-        assert!("nope".parse::<IpNetwork>().is_err());
-        let net: IpNetwork = "192.168.0.0/23".parse().unwrap();
-        assert!(net.contains(ip("192.168.1.200")));
-        assert!(!net.contains(ip("192.168.2.1")));
-        assert!(!net.contains(ip("::1")));
+    }
+
+    #[test]
+    fn trusted_networks_parse_cidr_and_bare_addresses() {
+        let nets = |list: &[&str]| match TrustedProxies::networks(list) {
+            Ok(TrustedProxies::Networks(nets)) => nets,
+            other => panic!("{list:?}: {other:?}"),
+        };
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert_eq!(
+            nets(&[" 10.0.0.0/8 ", "127.0.0.1", "::1", "2001:db8::/32"]),
+            [
+                net("10.0.0.0/8"),
+                net("127.0.0.1/32"),
+                net("::1/128"),
+                net("2001:db8::/32")
+            ]
+        );
+        // IPv4-mapped networks and addresses become IPv4, the form peers are compared in.
+        assert_eq!(
+            nets(&["::ffff:10.0.0.0/104", "::ffff:192.0.2.1"]),
+            [net("10.0.0.0/8"), net("192.0.2.1/32")]
+        );
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/", "/8", "::/129", ""] {
+            assert_eq!(
+                TrustedProxies::networks([bad]),
+                Err(HeaderConfigError::InvalidNetwork(bad.trim().to_owned())),
+                "{bad:?}"
+            );
+        }
+        let e = TrustedProxies::networks(["10.0.0.0/40"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid trusted proxy \"10.0.0.0/40\": use an IP address or a CIDR network such as \"10.0.0.0/8\""
+        );
+        let lan = TrustedProxies::networks(["192.168.0.0/23"]).unwrap();
+        assert!(lan.trusts(ip("192.168.1.200")));
+        assert!(lan.trusts(ip("::ffff:192.168.1.200")));
+        assert!(!lan.trusts(ip("192.168.2.1")));
+        assert!(!lan.trusts(ip("::1")));
     }
 }

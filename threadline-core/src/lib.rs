@@ -70,7 +70,7 @@ pub use export::{
 };
 pub use headers::{
     CORRELATION_ID_HEADER, ContextHeaders, DropReason, DroppedHeader, ExtractedHeaders,
-    FORWARDED_FOR_HEADER, HeaderConfigError, IpNetwork, MAX_HEADER_VALUE_BYTES, REQUEST_ID_HEADER,
+    FORWARDED_FOR_HEADER, HeaderConfigError, IpNet, MAX_HEADER_VALUE_BYTES, REQUEST_ID_HEADER,
     TrustedProxies, sanitize_header_value,
 };
 pub use ident::{

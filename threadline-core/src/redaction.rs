@@ -34,7 +34,7 @@ pub enum PolicyError {
     #[error("`mask_placeholder` contains a control character; use printable text only")]
     PlaceholderControlChar,
     /// A column name is not a valid identifier.
-    #[error("invalid column name in `{list}`: {source}")]
+    #[error("invalid column name in `{list}`")]
     InvalidColumn {
         /// The list that holds it.
         list: &'static str,

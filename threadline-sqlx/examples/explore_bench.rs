@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use clap::Parser;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use threadline_core::query::{self, Cursor, PagePlan};
@@ -47,7 +48,46 @@ struct Args {
     rounds: usize,
 }
 
+/// Latency of every `Threadline` method on a large synthetic audit trail, or (with
+/// `--capture-cost`) what each index costs capture.
+#[derive(Parser)]
+#[command(name = "explore_bench")]
+struct Cli {
+    /// CI smoke size: 200,000 changes in 20,000 transactions, 30 samples, one 1-second
+    /// round, in a database of its own that is dropped afterwards. Explicit options win.
+    #[arg(long)]
+    quick: bool,
+    /// Rows of `audit_changes` to fill [default: 10000000].
+    #[arg(long, value_name = "N")]
+    changes: Option<i64>,
+    /// Rows of `audit_transactions` to fill [default: 1000000].
+    #[arg(long, value_name = "N")]
+    transactions: Option<i64>,
+    /// Calls timed per method [default: 300].
+    #[arg(long, value_name = "N")]
+    samples: Option<usize>,
+    /// The benchmark's database [default: threadline_explore_bench].
+    #[arg(long, value_name = "NAME")]
+    database: Option<String>,
+    /// Measure the trail already in the database instead of filling it again.
+    #[arg(long)]
+    reuse: bool,
+    /// Drop the database at the end.
+    #[arg(long)]
+    drop: bool,
+    /// Measure what each index costs capture instead of query latency.
+    #[arg(long)]
+    capture_cost: bool,
+    /// With --capture-cost: seconds per workload [default: 5].
+    #[arg(long, value_name = "S")]
+    seconds: Option<u64>,
+    /// With --capture-cost: rounds per variant [default: 3].
+    #[arg(long, value_name = "N")]
+    rounds: Option<usize>,
+}
+
 fn parse_args() -> Result<Args, BoxError> {
+    let cli = Cli::parse();
     let mut args = Args {
         spec: Synthetic {
             changes: 10_000_000,
@@ -58,46 +98,29 @@ fn parse_args() -> Result<Args, BoxError> {
         },
         samples: 300,
         database: "threadline_explore_bench".into(),
-        reuse: false,
-        drop_after: false,
-        capture_cost: false,
+        reuse: cli.reuse,
+        drop_after: cli.drop,
+        capture_cost: cli.capture_cost,
         seconds: 5,
         rounds: 3,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--quick" => {
-                args.spec.changes = 200_000;
-                args.spec.transactions = 20_000;
-                args.spec.rows_per_table = 1_000;
-                args.spec.actors = 100;
-                args.samples = 30;
-                args.seconds = 1;
-                args.rounds = 1;
-                args.database = "threadline_explore_bench_quick".into();
-                args.drop_after = true;
-            }
-            "--changes" => args.spec.changes = value()?.parse()?,
-            "--transactions" => args.spec.transactions = value()?.parse()?,
-            "--samples" => args.samples = value()?.parse()?,
-            "--database" => args.database = value()?,
-            "--reuse" => args.reuse = true,
-            "--drop" => args.drop_after = true,
-            "--capture-cost" => args.capture_cost = true,
-            "--seconds" => args.seconds = value()?.parse()?,
-            "--rounds" => args.rounds = value()?.parse()?,
-            "-h" | "--help" => {
-                println!(
-                    "explore_bench [--quick] [--changes N] [--transactions N] [--samples N] \
-                     [--database NAME] [--reuse] [--drop] [--capture-cost [--seconds S] [--rounds N]]"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown option {other} (see --help)").into()),
-        }
+    if cli.quick {
+        args.spec.changes = 200_000;
+        args.spec.transactions = 20_000;
+        args.spec.rows_per_table = 1_000;
+        args.spec.actors = 100;
+        args.samples = 30;
+        args.seconds = 1;
+        args.rounds = 1;
+        args.database = "threadline_explore_bench_quick".into();
+        args.drop_after = true;
     }
+    args.spec.changes = cli.changes.unwrap_or(args.spec.changes);
+    args.spec.transactions = cli.transactions.unwrap_or(args.spec.transactions);
+    args.samples = cli.samples.unwrap_or(args.samples);
+    args.database = cli.database.unwrap_or(args.database);
+    args.seconds = cli.seconds.unwrap_or(args.seconds);
+    args.rounds = cli.rounds.unwrap_or(args.rounds);
     if args.spec.changes < 1
         || args.spec.transactions < 1
         || args.spec.changes < args.spec.transactions
@@ -161,7 +184,7 @@ fn cursor_at(plan: &PagePlan, at: DateTime<Utc>, id: i64) -> Cursor {
     let rows = vec![(at, id); plan.fetch_limit() as usize];
     plan.finish(rows, |r| *r)
         .next
-        .unwrap_or_else(|| unreachable!("a full page always has a next cursor"))
+        .expect("a full page always has a next cursor")
 }
 
 async fn explore(args: &Args) -> Result<(), BoxError> {

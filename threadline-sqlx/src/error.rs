@@ -10,7 +10,7 @@ use threadline_core::{
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database reported an error (connection, SQL, constraint, trigger).
-    #[error("database error: {0}")]
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// Invalid input caught before any SQL ran.
     #[error(transparent)]

@@ -24,8 +24,7 @@ pub struct SnapshotOptions {
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
-        let actor = ActorRef::system("threadline-snapshot")
-            .unwrap_or_else(|_| unreachable!("valid constant actor"));
+        let actor = ActorRef::system("threadline-snapshot").expect("valid constant actor");
         Self {
             batch_size: DEFAULT_SNAPSHOT_BATCH_SIZE,
             context: AuditContext::for_actor(actor).with_source("threadline snapshot"),

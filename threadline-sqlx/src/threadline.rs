@@ -537,7 +537,8 @@ pub(crate) fn change_from_row(row: &PgRow) -> sqlx::Result<AuditChange> {
 
 /// Maps a row selected with [`query::TRANSACTION_COLUMNS`].
 pub(crate) fn transaction_from_row(row: &PgRow) -> sqlx::Result<AuditTransaction> {
-    let remote_ip: Option<String> = row.try_get("remote_ip")?;
+    // An `inet` may carry a netmask (`10.0.0.1/8`) when set by hand; the address is the client.
+    let remote_ip: Option<threadline_core::IpNet> = row.try_get("remote_ip")?;
     Ok(AuditTransaction {
         id: row.try_get("id")?,
         txid: row.try_get("txid")?,
@@ -545,12 +546,7 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> sqlx::Result<AuditTransaction
         actor_ref: row.try_get("actor_ref")?,
         request_id: row.try_get("request_id")?,
         correlation_id: row.try_get("correlation_id")?,
-        remote_ip: remote_ip.map(|ip| ip.parse()).transpose().map_err(|e| {
-            sqlx::Error::ColumnDecode {
-                index: "remote_ip".into(),
-                source: Box::new(e),
-            }
-        })?,
+        remote_ip: remote_ip.map(|net| net.addr()),
         source: row.try_get("source")?,
         meta: row.try_get("meta")?,
     })

@@ -20,6 +20,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, request::Parts};
 use axum::routing::post;
+use clap::Parser;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use threadline_axum::{ActorRef, Audit, AuditedTx, Threadline, ThreadlineLayer};
@@ -45,42 +46,34 @@ struct Results {
     db_us: Vec<f64>,
 }
 
-#[derive(Clone)]
+/// Request-path benchmark: plain `pool.begin()` against `ThreadlineLayer` + `AuditedTx`, driven
+/// by wrk.
+#[derive(Clone, Parser)]
+#[command(name = "request-path")]
 struct Options {
+    /// Rounds; each runs every route once, in alternating order.
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// Seconds of wrk per route and round.
+    #[arg(long, default_value_t = 4)]
     duration: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 16)]
     connections: u32,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
     threads: u32,
+    /// Connections in the application's pool.
+    #[arg(long, default_value_t = 8)]
     pool: u32,
+    /// The server; the benchmark creates its own database there.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     database_url: String,
-}
-
-fn options() -> anyhow::Result<Options> {
-    let mut o = Options {
-        rounds: 10,
-        duration: 4,
-        connections: 16,
-        threads: 2,
-        pool: 8,
-        database_url: std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--rounds" => o.rounds = value()?.parse()?,
-            "--duration" => o.duration = value()?.parse()?,
-            "--connections" => o.connections = value()?.parse()?,
-            "--threads" => o.threads = value()?.parse()?,
-            "--pool" => o.pool = value()?.parse()?,
-            "--database-url" => o.database_url = value()?,
-            other => bail!(
-                "unknown option {other}; options: --rounds --duration --connections --threads --pool --database-url"
-            ),
-        }
-    }
-    Ok(o)
 }
 
 async fn plain(State(threadline): State<Threadline>) -> StatusCode {
@@ -265,7 +258,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let o = options()?;
+    let o = Options::parse();
     let admin: PgConnectOptions = o.database_url.parse().context("invalid --database-url")?;
     let pool = setup(&admin, o.pool).await?;
     let app = Router::new()

@@ -4,8 +4,12 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 
 /// Why the explorer could not answer a request. Each kind has its HTTP status
-/// ([`status`](Self::status)); pages show the message, JSON endpoints send
-/// `{"error": message, "status": code}`.
+/// ([`status`](Self::status)) and the text shown to the user ([`body_text`](Self::body_text));
+/// pages show the text, JSON endpoints send `{"error": text, "status": code}`.
+///
+/// Like axum's rejections, client errors (4xx) are logged at `TRACE` level with target
+/// `axum::rejection`; server errors (5xx) are logged at `ERROR` level with their details,
+/// which the response leaves out.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ExplorerError {
@@ -55,16 +59,34 @@ impl ExplorerError {
         }
     }
 
-    /// The message shown to the user: the error itself, except for server-side failures,
-    /// whose details go to the log instead.
-    pub(super) fn public_message(&self) -> String {
+    /// The text shown to the user: the error itself, except for server-side failures, whose
+    /// details go to the log instead.
+    pub fn body_text(&self) -> String {
         if self.status().is_server_error() {
-            tracing::error!(error = %self, "threadline explorer: query failed");
             "The audit trail could not be read (a database error); the server log has the details."
                 .to_owned()
         } else {
             self.to_string()
         }
+    }
+
+    /// Logs the error (see the type's documentation) and returns [`body_text`](Self::body_text),
+    /// for a response.
+    pub(super) fn public_message(&self) -> String {
+        let status = self.status();
+        let body = self.body_text();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "threadline explorer: query failed");
+        } else {
+            tracing::trace!(
+                target: "axum::rejection",
+                status = status.as_u16(),
+                body = body.as_str(),
+                rejection_type = std::any::type_name::<Self>(),
+                "rejecting request",
+            );
+        }
+        body
     }
 }
 

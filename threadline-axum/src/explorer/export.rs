@@ -16,7 +16,7 @@ use threadline_core::{ExportFormat, ExportRecord, ExportWriter};
 use super::State as AppState;
 use super::error::ExplorerError;
 use super::html::BasePath;
-use super::params::{self, FILTER_PARAMS, Params};
+use super::params::{self, ExportQuery, FilterFields, Params, TimelineQuery};
 
 /// One format offered: its `format` value (also the file extension), link label, encoding
 /// and content type.
@@ -53,10 +53,8 @@ pub(super) async fn export(
 ) -> Response {
     let view = state.view(&base);
     let started = async {
-        // The timeline filter's parameters, and `format` (`csv` or `ndjson`).
-        let known: Vec<&'static str> = FILTER_PARAMS.iter().copied().chain(["format"]).collect();
-        let params = Params::parse(raw.as_deref(), &known)?;
-        let format = match params.get("format") {
+        let query = Params::<ExportQuery>::parse(raw.as_deref())?.query;
+        let format = match query.format.as_deref() {
             None => &FORMATS[0],
             Some(value) => FORMATS.iter().find(|f| f.value == value).ok_or_else(|| {
                 ExplorerError::param(
@@ -65,7 +63,7 @@ pub(super) async fn export(
                 )
             })?,
         };
-        let filter = params::filter(&params)?;
+        let filter = params::filter(query.filter())?;
         let mut records = state.threadline.export_stream(&filter).boxed();
         // The first page is read before answering, so that a database error is a proper page.
         let first = records.next().await.transpose()?;
@@ -160,11 +158,11 @@ fn encode(
 
 /// The export link for the timeline's current filter.
 pub(super) fn link_params<'a>(
-    params: &'a Params,
+    params: &'a Params<TimelineQuery>,
     format: &'a Format,
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
     params
         .pairs()
-        .filter(|(n, _)| FILTER_PARAMS.contains(n))
+        .filter(|(n, _)| FilterFields::NAMES.contains(n))
         .chain([("format", format.value)])
 }

@@ -9,8 +9,8 @@ use threadline_core::change_diff;
 
 use super::State as AppState;
 use super::error::ExplorerError;
-use super::pages::{self, ACTOR_PARAMS, ROW_PARAMS};
-use super::params::{Params, TIMELINE_PARAMS};
+use super::pages;
+use super::params::{ActorQuery, Params, RowQuery, TimelineQuery};
 
 fn respond<T: Serialize>(result: Result<T, ExplorerError>) -> Response {
     let (status, body) = match result.map(|value| serde_json::to_vec(&value)) {
@@ -37,8 +37,8 @@ fn error_body(e: &ExplorerError) -> (StatusCode, Vec<u8>) {
 
 /// `{"items": [change…], "next": cursor|null, "prev": cursor|null}`.
 pub(super) async fn timeline(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let result = match Params::parse(raw.as_deref(), &TIMELINE_PARAMS) {
-        Ok(params) => pages::load_timeline(&state, &params).await,
+    let result = match Params::<TimelineQuery>::parse(raw.as_deref()) {
+        Ok(params) => pages::load_timeline(&state, &params.query).await,
         Err(e) => Err(e),
     };
     respond(result)
@@ -70,8 +70,8 @@ pub(super) async fn transaction(
 
 /// `{"table": …, "pk": …, "history": [change…], "as_of": {"at": …, "state": …}|null}`.
 pub(super) async fn row(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let result = match Params::parse(raw.as_deref(), &ROW_PARAMS) {
-        Ok(params) => pages::load_row(&state, &params).await,
+    let result = match Params::<RowQuery>::parse(raw.as_deref()) {
+        Ok(params) => pages::load_row(&state, &params.query).await,
         Err(e) => Err(e),
     };
     respond(result.map(|data| {
@@ -86,8 +86,8 @@ pub(super) async fn row(State(state): State<AppState>, RawQuery(raw): RawQuery) 
 
 /// `{"actor": …, "items": [transaction…], "next": …, "prev": …}`.
 pub(super) async fn actor(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let result = match Params::parse(raw.as_deref(), &ACTOR_PARAMS) {
-        Ok(params) => pages::load_actor(&state, &params).await,
+    let result = match Params::<ActorQuery>::parse(raw.as_deref()) {
+        Ok(params) => pages::load_actor(&state, &params.query).await,
         Err(e) => Err(e),
     };
     respond(result.map(|(actor, page)| {

@@ -12,7 +12,7 @@ use threadline_sqlx::{AsOf, PageOf, TransactionDetail};
 use super::diff::version_diffs;
 use super::error::ExplorerError;
 use super::html::{BasePath, View, changed_fields, op, opt, time};
-use super::params::{self, FILTER_PARAMS, Params, TIMELINE_PARAMS};
+use super::params::{self, ActorQuery, FilterFields, NoQuery, Params, RowQuery, TimelineQuery};
 use super::{Explorer, State as AppState};
 
 impl Explorer {
@@ -30,10 +30,14 @@ impl Explorer {
 
 pub(super) async fn load_timeline(
     state: &Explorer,
-    params: &Params,
+    query: &TimelineQuery,
 ) -> Result<PageOf<AuditChange>, ExplorerError> {
-    let filter = params::filter(params)?;
-    let page = params::page(params, state.options.page_size)?;
+    let filter = params::filter(query.filter())?;
+    let page = params::page(
+        query.cursor.as_deref(),
+        query.size.as_deref(),
+        state.options.page_size,
+    )?;
     Ok(state.threadline.timeline(&filter, page).await?)
 }
 
@@ -42,7 +46,7 @@ pub(super) async fn load_transaction(
     id: &str,
     raw: Option<&str>,
 ) -> Result<TransactionDetail, ExplorerError> {
-    Params::parse(raw, &[])?;
+    Params::<NoQuery>::parse(raw)?;
     let id = params::transaction_id(id)?;
     state.threadline.transaction(id).await?.ok_or_else(|| {
         ExplorerError::NotFound(format!(
@@ -50,8 +54,6 @@ pub(super) async fn load_transaction(
         ))
     })
 }
-
-pub(super) const ROW_PARAMS: [&str; 3] = ["table", "pk", "at"];
 
 /// One row's history, and its state at `at` when asked.
 pub(super) struct RowData {
@@ -61,12 +63,13 @@ pub(super) struct RowData {
     pub(super) as_of: Option<(DateTime<Utc>, AsOf)>,
 }
 
-pub(super) async fn load_row(state: &Explorer, params: &Params) -> Result<RowData, ExplorerError> {
-    let table = params::table_name(params.require("table")?)?;
-    let pk_text = params.require("pk")?;
+pub(super) async fn load_row(state: &Explorer, query: &RowQuery) -> Result<RowData, ExplorerError> {
+    let table = params::table_name(&query.table)?;
+    let pk_text = query.pk.as_str();
     let pk = params::primary_key(pk_text)?;
-    let at = params
-        .get("at")
+    let at = query
+        .at
+        .as_deref()
         .map(|v| params::time("at", v))
         .transpose()?;
     let history = state.threadline.history(&table, pk.clone()).await?;
@@ -82,14 +85,16 @@ pub(super) async fn load_row(state: &Explorer, params: &Params) -> Result<RowDat
     })
 }
 
-pub(super) const ACTOR_PARAMS: [&str; 3] = ["actor", "cursor", "size"];
-
 pub(super) async fn load_actor(
     state: &Explorer,
-    params: &Params,
+    query: &ActorQuery,
 ) -> Result<(ActorRef, PageOf<AuditTransaction>), ExplorerError> {
-    let actor = params::actor_ref(params.require("actor")?)?;
-    let page = params::page(params, state.options.page_size)?;
+    let actor = params::actor_ref(&query.actor)?;
+    let page = params::page(
+        query.cursor.as_deref(),
+        query.size.as_deref(),
+        state.options.page_size,
+    )?;
     let transactions = state.threadline.actor_history(&actor, page).await?;
     Ok((actor, transactions))
 }
@@ -104,9 +109,9 @@ pub(super) async fn timeline(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let view = state.view(&base);
-    let (params, result) = match Params::parse(raw.as_deref(), &TIMELINE_PARAMS) {
+    let (params, result) = match Params::<TimelineQuery>::parse(raw.as_deref()) {
         Ok(params) => {
-            let result = load_timeline(&state, &params).await;
+            let result = load_timeline(&state, &params.query).await;
             (params, result)
         }
         Err(e) => (Params::default(), Err(e)),
@@ -125,20 +130,23 @@ pub(super) async fn timeline(
     view.page(status, "Timeline", body)
 }
 
-fn filter_form(view: &View<'_>, params: &Params) -> Markup {
-    let field = |name: &str| params.get(name).unwrap_or_default().to_owned();
-    let text = |name: &'static str, label: &'static str, hint: &'static str| {
+fn filter_form(view: &View<'_>, params: &Params<TimelineQuery>) -> Markup {
+    let query = &params.query;
+    let text = |name: &'static str,
+                value: &Option<String>,
+                label: &'static str,
+                hint: &'static str| {
         html! {
             label {
                 span { (label) }
-                input type="text" name=(name) value=(field(name)) placeholder=(hint);
+                input type="text" name=(name) value=(value.as_deref().unwrap_or_default()) placeholder=(hint);
             }
         }
     };
-    let when = |name: &'static str, label: &'static str| {
+    let when = |name: &'static str, value: &Option<String>, label: &'static str| {
         // A datetime-local field cannot show an offset: show what was asked, in UTC.
-        let value = params
-            .get(name)
+        let value = value
+            .as_deref()
             .and_then(|v| params::time(name, v).ok())
             .map(params::time_field)
             .unwrap_or_default();
@@ -151,22 +159,22 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
     };
     html! {
         form.filters method="get" action=(view.link("", [])) {
-            (text("table", "Table", "public.posts"))
-            (text("actor", "Actor", "user:42"))
-            (when("from", "From"))
-            (when("to", "To"))
+            (text("table", &query.table, "Table", "public.posts"))
+            (text("actor", &query.actor, "Actor", "user:42"))
+            (when("from", &query.from, "From"))
+            (when("to", &query.to, "To"))
             label {
                 span { "Operation" }
                 select name="op" {
                     option value="" { "any" }
                     @for o in ChangeOp::ALL {
-                        option value=(o.as_str()) selected[params.get("op") == Some(o.as_str())] { (o.as_str()) }
+                        option value=(o.as_str()) selected[query.op.as_deref() == Some(o.as_str())] { (o.as_str()) }
                     }
                 }
             }
-            (text("correlation_id", "Correlation id", ""))
-            (text("request_id", "Request id", ""))
-            @if let Some(size) = params.get("size") {
+            (text("correlation_id", &query.correlation_id, "Correlation id", ""))
+            (text("request_id", &query.request_id, "Request id", ""))
+            @if let Some(size) = &query.size {
                 input type="hidden" name="size" value=(size);
             }
             div.actions {
@@ -184,7 +192,7 @@ fn filter_form(view: &View<'_>, params: &Params) -> Markup {
     }
 }
 
-fn pager<T>(view: &View<'_>, path: &str, params: &Params, page: &PageOf<T>) -> Markup {
+fn pager<Q, T>(view: &View<'_>, path: &str, params: &Params<Q>, page: &PageOf<T>) -> Markup {
     let link = |cursor: &threadline_sqlx::Cursor| {
         let cursor = cursor.to_string();
         view.link(
@@ -210,8 +218,14 @@ fn pager<T>(view: &View<'_>, path: &str, params: &Params, page: &PageOf<T>) -> M
     }
 }
 
-fn changes_table(view: &View<'_>, params: &Params, page: &PageOf<AuditChange>) -> Markup {
-    let filtered = params.pairs().any(|(n, _)| FILTER_PARAMS.contains(&n));
+fn changes_table(
+    view: &View<'_>,
+    params: &Params<TimelineQuery>,
+    page: &PageOf<AuditChange>,
+) -> Markup {
+    let filtered = params
+        .pairs()
+        .any(|(n, _)| FilterFields::NAMES.contains(&n));
     html! {
         @if page.items.is_empty() {
             p.empty {
@@ -327,8 +341,8 @@ pub(super) async fn row(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let view = state.view(&base);
-    let result = match Params::parse(raw.as_deref(), &ROW_PARAMS) {
-        Ok(params) => load_row(&state, &params).await,
+    let result = match Params::<RowQuery>::parse(raw.as_deref()) {
+        Ok(params) => load_row(&state, &params.query).await,
         Err(e) => Err(e),
     };
     match result {
@@ -426,8 +440,8 @@ pub(super) async fn actor(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let view = state.view(&base);
-    let loaded = match Params::parse(raw.as_deref(), &ACTOR_PARAMS) {
-        Ok(params) => load_actor(&state, &params).await.map(|r| (params, r)),
+    let loaded = match Params::<ActorQuery>::parse(raw.as_deref()) {
+        Ok(params) => load_actor(&state, &params.query).await.map(|r| (params, r)),
         Err(e) => Err(e),
     };
     match loaded {
@@ -445,7 +459,7 @@ pub(super) async fn actor(
 
 fn actor_body(
     view: &View<'_>,
-    params: &Params,
+    params: &Params<ActorQuery>,
     actor: &ActorRef,
     page: &PageOf<AuditTransaction>,
 ) -> Markup {

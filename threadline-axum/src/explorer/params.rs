@@ -1,56 +1,54 @@
-//! Query parameters: parsed strictly, with a typed error naming the parameter.
+//! Query parameters: each page's parameters are a struct deserialized with serde (unknown
+//! names refused with `deny_unknown_fields`), and every refusal is an [`ExplorerError`] that
+//! names the parameter, so that the page can say what to fix.
+
+use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde::de::value::MapDeserializer;
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
 use serde_json::Value;
 use threadline_core::{ActorRef, ChangeOp, TableName};
 use threadline_sqlx::{Cursor, Page, PrimaryKey, TimelineFilter};
 
 use super::error::ExplorerError;
 
-/// The raw parameters of one request: known names only, each at most once. Empty values
-/// (as an HTML form sends for blank fields) count as absent.
+/// One request's parameters: `query`, the page's typed parameters, and the pairs as given, in
+/// order, for links that keep them. Each name may appear once; empty values (as an HTML form
+/// sends for blank fields) count as absent.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Params(Vec<(&'static str, String)>);
+pub(super) struct Params<Q> {
+    pub(super) query: Q,
+    pairs: Vec<(String, String)>,
+}
 
-impl Params {
-    pub(super) fn parse(raw: Option<&str>, known: &[&'static str]) -> Result<Self, ExplorerError> {
-        let mut out: Vec<(&'static str, String)> = Vec::new();
-        for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            let Some(&name) = known.iter().find(|k| **k == name) else {
-                return Err(ExplorerError::param(
+impl<Q: DeserializeOwned> Params<Q> {
+    /// Parses a raw query string (`RawQuery`) into the page's parameters.
+    pub(super) fn parse(raw: Option<&str>) -> Result<Self, ExplorerError> {
+        let given: Vec<(String, String)> =
+            form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.trim().to_owned()))
+                .collect();
+        let fields = given.iter().map(|(name, value)| {
+            (
+                name.as_str(),
+                Field {
                     name,
-                    format!("unknown parameter; this page takes {}", known.join(", ")),
-                ));
-            };
-            if out.iter().any(|(n, _)| *n == name) {
-                return Err(ExplorerError::param(
-                    name,
-                    "given more than once; give it once",
-                ));
-            }
-            let value = value.trim();
-            if !value.is_empty() {
-                out.push((name, value.to_owned()));
-            }
-        }
-        Ok(Self(out))
+                    value: value.as_str(),
+                },
+            )
+        });
+        let query = Q::deserialize(MapDeserializer::new(fields)).map_err(ExplorerError::from)?;
+        let pairs = given.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        Ok(Self { query, pairs })
     }
+}
 
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(super) fn require(&self, name: &'static str) -> Result<&str, ExplorerError> {
-        self.get(name)
-            .ok_or_else(|| ExplorerError::param(name, "missing; this page needs it"))
-    }
-
-    /// The pairs, for links that keep the current parameters.
+impl<Q> Params<Q> {
+    /// The given pairs, for links that keep the current parameters.
     pub(super) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (*n, v.as_str()))
+        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The pairs except `drop`.
@@ -62,46 +60,247 @@ impl Params {
     }
 }
 
-/// The timeline's parameters: the filter's, then `cursor` and `size`.
-pub(super) const TIMELINE_PARAMS: [&str; 9] = [
-    "table",
-    "actor",
-    "from",
-    "to",
-    "op",
-    "correlation_id",
-    "request_id",
-    "cursor",
-    "size",
-];
+/// The timeline's parameters (page and JSON): the filter's, then `cursor` and `size`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TimelineQuery {
+    pub(super) table: Option<String>,
+    pub(super) actor: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) op: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) request_id: Option<String>,
+    pub(super) cursor: Option<String>,
+    pub(super) size: Option<String>,
+}
 
-/// The parameters of the timeline's filter form.
-pub(super) const FILTER_PARAMS: &[&str] = TIMELINE_PARAMS.split_at(7).0;
+impl TimelineQuery {
+    pub(super) fn filter(&self) -> FilterFields<'_> {
+        FilterFields {
+            table: self.table.as_deref(),
+            actor: self.actor.as_deref(),
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            op: self.op.as_deref(),
+            correlation_id: self.correlation_id.as_deref(),
+            request_id: self.request_id.as_deref(),
+        }
+    }
+}
 
-pub(super) fn filter(params: &Params) -> Result<TimelineFilter, ExplorerError> {
+/// The export's parameters: the timeline filter's, and `format` (`csv` or `ndjson`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportQuery {
+    pub(super) table: Option<String>,
+    pub(super) actor: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) op: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) request_id: Option<String>,
+    pub(super) format: Option<String>,
+}
+
+impl ExportQuery {
+    pub(super) fn filter(&self) -> FilterFields<'_> {
+        FilterFields {
+            table: self.table.as_deref(),
+            actor: self.actor.as_deref(),
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            op: self.op.as_deref(),
+            correlation_id: self.correlation_id.as_deref(),
+            request_id: self.request_id.as_deref(),
+        }
+    }
+}
+
+/// A row's history: `table` and `pk` (required), and `at` for its state at that time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RowQuery {
+    pub(super) table: String,
+    pub(super) pk: String,
+    pub(super) at: Option<String>,
+}
+
+/// An actor's transactions: `actor` (required), `cursor` and `size`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ActorQuery {
+    pub(super) actor: String,
+    pub(super) cursor: Option<String>,
+    pub(super) size: Option<String>,
+}
+
+/// A page that takes no parameters (a transaction).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoQuery {}
+
+/// The timeline filter's parameters, as given (shared by the timeline and the export).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct FilterFields<'a> {
+    table: Option<&'a str>,
+    actor: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    op: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+}
+
+impl FilterFields<'_> {
+    /// The filter's parameter names, in form order.
+    pub(super) const NAMES: [&'static str; 7] = [
+        "table",
+        "actor",
+        "from",
+        "to",
+        "op",
+        "correlation_id",
+        "request_id",
+    ];
+}
+
+/// One parameter's value, deserialized for the field of the same name. An empty value reads
+/// as `None` for an optional field and as missing for a required one; other errors are
+/// tagged with the parameter's name.
+struct Field<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+impl<'de> IntoDeserializer<'de, ParamError> for Field<'de> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for Field<'de> {
+    type Error = ParamError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        if self.value.is_empty() {
+            return Err(ParamError::named(self.name, MISSING));
+        }
+        visitor
+            .visit_borrowed_str(self.value)
+            .map_err(|e: ParamError| e.for_param(self.name))
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
+        if self.value.is_empty() {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+const MISSING: &str = "missing; this page needs it";
+
+/// A refusal while deserializing; becomes [`ExplorerError::Param`].
+#[derive(Debug)]
+struct ParamError {
+    param: Option<String>,
+    reason: String,
+}
+
+impl ParamError {
+    fn named(param: &str, reason: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.to_owned()),
+            reason: reason.into(),
+        }
+    }
+
+    fn for_param(self, param: &str) -> Self {
+        Self {
+            param: self.param.or_else(|| Some(param.to_owned())),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.param {
+            Some(param) => write!(f, "`{param}`: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+impl de::Error for ParamError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self {
+            param: None,
+            reason: msg.to_string(),
+        }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        let takes = if expected.is_empty() {
+            "this page takes no parameters".to_owned()
+        } else {
+            format!("this page takes {}", expected.join(", "))
+        };
+        Self::named(field, format!("unknown parameter; {takes}"))
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        Self::named(field, "given more than once; give it once")
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self::named(field, MISSING)
+    }
+}
+
+impl From<ParamError> for ExplorerError {
+    fn from(e: ParamError) -> Self {
+        // Every error above names its parameter; `query` stands for the whole string otherwise.
+        ExplorerError::param(e.param.unwrap_or_else(|| "query".to_owned()), e.reason)
+    }
+}
+
+pub(super) fn filter(params: FilterFields<'_>) -> Result<TimelineFilter, ExplorerError> {
     let mut filter = TimelineFilter::new();
-    if let Some(table) = params.get("table") {
+    if let Some(table) = params.table {
         filter = filter.table(table_name(table)?);
     }
-    if let Some(actor) = params.get("actor") {
+    if let Some(actor) = params.actor {
         filter = filter.actor(actor_ref(actor)?);
     }
-    if let Some(from) = params.get("from") {
+    if let Some(from) = params.from {
         filter = filter.from(time("from", from)?);
     }
-    if let Some(to) = params.get("to") {
+    if let Some(to) = params.to {
         filter = filter.to(time("to", to)?);
     }
-    if let Some(op) = params.get("op") {
+    if let Some(op) = params.op {
         let op: ChangeOp = op
             .parse()
             .map_err(|e: threadline_core::UnknownOp| ExplorerError::param("op", e.to_string()))?;
         filter = filter.op(op);
     }
-    if let Some(id) = params.get("correlation_id") {
+    if let Some(id) = params.correlation_id {
         filter = filter.correlation_id(id);
     }
-    if let Some(id) = params.get("request_id") {
+    if let Some(id) = params.request_id {
         filter = filter.request_id(id);
     }
     filter.validate().map_err(|e| match e {
@@ -114,8 +313,12 @@ pub(super) fn filter(params: &Params) -> Result<TimelineFilter, ExplorerError> {
 }
 
 /// `cursor` and `size` (default `default_size`).
-pub(super) fn page(params: &Params, default_size: u32) -> Result<Page, ExplorerError> {
-    let mut page = match params.get("cursor") {
+pub(super) fn page(
+    cursor: Option<&str>,
+    size: Option<&str>,
+    default_size: u32,
+) -> Result<Page, ExplorerError> {
+    let mut page = match cursor {
         Some(cursor) => Page::at(
             cursor
                 .parse::<Cursor>()
@@ -123,7 +326,7 @@ pub(super) fn page(params: &Params, default_size: u32) -> Result<Page, ExplorerE
         ),
         None => Page::first(),
     };
-    let size = match params.get("size") {
+    let size = match size {
         None => default_size,
         Some(size) => match size.parse::<u32>() {
             Ok(n @ 1..=Page::MAX_SIZE) => n,
@@ -245,15 +448,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_and_repeated_parameters_are_refused_and_blanks_ignored() {
-        let known = &["table", "op"];
-        let params = Params::parse(Some("table=posts&op="), known).unwrap();
-        assert_eq!(params.get("table"), Some("posts"));
-        assert_eq!(params.get("op"), None);
-        let e = Params::parse(Some("tabel=posts"), known).unwrap_err();
-        assert!(e.to_string().contains("`tabel`: unknown parameter"), "{e}");
-        let e = Params::parse(Some("op=insert&op=update"), known).unwrap_err();
-        assert!(e.to_string().contains("more than once"), "{e}");
+    fn unknown_repeated_and_missing_parameters_are_refused_and_blanks_ignored() {
+        let message = |raw: &str| match Params::<RowQuery>::parse(Some(raw)) {
+            Ok(p) => panic!("{raw} parsed: {:?}", p.query),
+            Err(e) => e.to_string(),
+        };
+        let params = Params::<RowQuery>::parse(Some("table=posts&pk=+1+&at=")).unwrap();
+        assert_eq!(
+            (params.query.table.as_str(), params.query.pk.as_str()),
+            ("posts", "1")
+        );
+        assert_eq!(params.query.at, None);
+        assert_eq!(
+            params.pairs().collect::<Vec<_>>(),
+            [("table", "posts"), ("pk", "1")]
+        );
+        assert_eq!(
+            message("tabel=posts&pk=1"),
+            "invalid parameter `tabel`: unknown parameter; this page takes table, pk, at"
+        );
+        assert_eq!(
+            message("table=a&table=b&pk=1"),
+            "invalid parameter `table`: given more than once; give it once"
+        );
+        assert_eq!(
+            message("table=posts&at=&at=2026-01-01&pk=1"),
+            "invalid parameter `at`: given more than once; give it once"
+        );
+        assert_eq!(
+            message("table=posts"),
+            "invalid parameter `pk`: missing; this page needs it"
+        );
+        assert_eq!(
+            message("table=posts&pk=+"),
+            "invalid parameter `pk`: missing; this page needs it"
+        );
+        let e = Params::<NoQuery>::parse(Some("x=1")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid parameter `x`: unknown parameter; this page takes no parameters"
+        );
+        assert!(Params::<NoQuery>::parse(None).is_ok());
+        let timeline = Params::<TimelineQuery>::parse(Some("op=&table=posts&size=5")).unwrap();
+        assert_eq!(timeline.query.op, None);
+        assert_eq!(timeline.query.size.as_deref(), Some("5"));
+        assert_eq!(
+            timeline.without(&["size"]).collect::<Vec<_>>(),
+            [("table", "posts")]
+        );
     }
 
     #[test]

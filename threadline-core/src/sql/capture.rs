@@ -52,7 +52,7 @@ pub enum CaptureError {
     )]
     NoPrimaryKey(String),
     /// The policy is invalid.
-    #[error("invalid capture policy for {table}: {source}")]
+    #[error("invalid capture policy for {table}")]
     Policy {
         /// The table.
         table: String,
@@ -180,7 +180,7 @@ impl CapturePlan {
             "{}.{}",
             self.schema,
             Ident::new(capture_function_name(&self.table))
-                .unwrap_or_else(|_| unreachable!("name is length-limited"))
+                .expect("capture function names are length-limited identifiers")
         )
     }
 

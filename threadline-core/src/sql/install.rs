@@ -35,9 +35,7 @@ pub struct InstallOptions {
 
 impl Default for InstallOptions {
     fn default() -> Self {
-        Self::with_schema(
-            Ident::new(DEFAULT_SCHEMA).unwrap_or_else(|_| unreachable!("valid constant")),
-        )
+        Self::with_schema(Ident::new(DEFAULT_SCHEMA).expect("DEFAULT_SCHEMA is a valid identifier"))
     }
 }
 
