@@ -56,6 +56,7 @@ impl Req {
     }
 
     /// Adds a header.
+    #[must_use]
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
@@ -82,6 +83,7 @@ impl Resp {
 pub type Sender = Box<dyn Fn(Req) -> Pin<Box<dyn Future<Output = Resp>>>>;
 
 /// A web stack on a fresh database with the `posts` table audited.
+#[allow(missing_debug_implementations)] // holds a boxed sender closure
 pub struct Stack {
     /// The database.
     pub db: TestDb,

@@ -71,32 +71,38 @@ impl<R: ResolveActor> ThreadlineMiddleware<R> {
     }
 
     /// Sets all header settings at once.
+    #[must_use]
     pub fn context_headers(self, headers: ContextHeaders) -> Self {
         self.map_headers(|_| Ok(headers))
     }
 
     /// Reads the request id from this header instead of `x-request-id`.
+    #[must_use]
     pub fn request_id_header(self, name: HeaderName) -> Self {
         self.map_headers(|h| h.request_id_header(name.as_str()))
     }
 
     /// Reads the correlation id from this header instead of `x-correlation-id`.
+    #[must_use]
     pub fn correlation_id_header(self, name: HeaderName) -> Self {
         self.map_headers(|h| h.correlation_id_header(name.as_str()))
     }
 
     /// Reads forwarded client addresses from this header instead of `x-forwarded-for`.
+    #[must_use]
     pub fn forwarded_for_header(self, name: HeaderName) -> Self {
         self.map_headers(|h| h.forwarded_for_header(name.as_str()))
     }
 
     /// Believes `x-forwarded-for` from these proxies (by default it is ignored and the client
     /// address is the TCP peer).
+    #[must_use]
     pub fn trusted_proxies(self, trusted: TrustedProxies) -> Self {
         self.map_headers(|h| Ok(h.with_trusted_proxies(trusted)))
     }
 
     /// Sets the context's `source` label, such as `"web"`.
+    #[must_use]
     pub fn source(mut self, source: impl Into<String>) -> Self {
         Rc::make_mut(&mut self.config).source = Some(source.into());
         self

@@ -73,16 +73,19 @@ impl<R: ResolveActor> ThreadlineLayer<R> {
     }
 
     /// Sets all header settings at once.
+    #[must_use]
     pub fn context_headers(self, headers: ContextHeaders) -> Self {
         self.map_config(|c| c.headers = headers)
     }
 
     /// Reads the request id from this header instead of `x-request-id`.
+    #[must_use]
     pub fn request_id_header(self, name: HeaderName) -> Self {
         self.map_config(|c| c.headers = rename(&c.headers, |h| h.request_id_header(name.as_str())))
     }
 
     /// Reads the correlation id from this header instead of `x-correlation-id`.
+    #[must_use]
     pub fn correlation_id_header(self, name: HeaderName) -> Self {
         self.map_config(|c| {
             c.headers = rename(&c.headers, |h| h.correlation_id_header(name.as_str()))
@@ -90,6 +93,7 @@ impl<R: ResolveActor> ThreadlineLayer<R> {
     }
 
     /// Reads forwarded client addresses from this header instead of `x-forwarded-for`.
+    #[must_use]
     pub fn forwarded_for_header(self, name: HeaderName) -> Self {
         self.map_config(|c| {
             c.headers = rename(&c.headers, |h| h.forwarded_for_header(name.as_str()))
@@ -98,11 +102,13 @@ impl<R: ResolveActor> ThreadlineLayer<R> {
 
     /// Believes `x-forwarded-for` from these proxies (by default it is ignored and the client
     /// address is the TCP peer from `ConnectInfo<SocketAddr>`).
+    #[must_use]
     pub fn trusted_proxies(self, trusted: TrustedProxies) -> Self {
         self.map_config(|c| c.headers = c.headers.clone().with_trusted_proxies(trusted))
     }
 
     /// Sets the context's `source` label, such as `"web"`.
+    #[must_use]
     pub fn source(self, source: impl Into<String>) -> Self {
         let source = source.into();
         self.map_config(|c| c.source = Some(source))

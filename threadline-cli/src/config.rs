@@ -8,7 +8,7 @@ use threadline_core::{Config, Ident, InstallOptions};
 use crate::cli::HardeningArgs;
 
 /// Loads the config file. A missing file is fine when it is the default path.
-pub fn load(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
     match std::fs::read_to_string(path) {
         Ok(text) => Config::from_toml(&text)
             .with_context(|| format!("in {}: fix the file and run again", path.display())),
@@ -28,7 +28,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 
 /// The install options: `--schema` and `--owner-role` win over the config file;
 /// `--reader-role` adds to it.
-pub fn install_options(
+pub(crate) fn install_options(
     config: &Config,
     schema: Option<&str>,
     hardening: &HardeningArgs,
@@ -59,7 +59,7 @@ pub fn install_options(
 }
 
 /// The loaded config file with the install options (schema) it and the flags give.
-pub fn ops(args: &crate::cli::OpsArgs) -> anyhow::Result<(Config, InstallOptions)> {
+pub(crate) fn ops(args: &crate::cli::OpsArgs) -> anyhow::Result<(Config, InstallOptions)> {
     let config = load(&args.config)?;
     let install = install_options(&config, args.schema.as_deref(), &HardeningArgs::default())?;
     Ok((config, install))

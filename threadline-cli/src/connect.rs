@@ -12,7 +12,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use crate::cli::DatabaseArgs;
 
 /// Seconds `--connect-timeout` allows by default.
-pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
+pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
 
 /// Where the URL comes from, for the fixes.
 const URL_SOURCE: &str = "--database-url / DATABASE_URL";
@@ -20,7 +20,7 @@ const URL_SOURCE: &str = "--database-url / DATABASE_URL";
 /// Why no connection could be opened. Each message names the cause and the fix; none shows
 /// the URL (it may hold a password).
 #[derive(Debug)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// Neither `--database-url` nor `DATABASE_URL` was given.
     NoUrl,
     /// The URL does not parse.
@@ -216,13 +216,13 @@ impl Target {
 }
 
 /// Opens one connection for a command.
-pub async fn connection(db: &DatabaseArgs) -> Result<PgConnection, ConnectError> {
+pub(crate) async fn connection(db: &DatabaseArgs) -> Result<PgConnection, ConnectError> {
     Target::of(db)?.connect().await
 }
 
 /// A small pool for a command that runs several statements, opened after one connection
 /// succeeded within the timeout (so an unreachable server fails fast, with its cause).
-pub async fn pool(db: &DatabaseArgs) -> anyhow::Result<PgPool> {
+pub(crate) async fn pool(db: &DatabaseArgs) -> anyhow::Result<PgPool> {
     let target = Target::of(db)?;
     let probe = target.connect().await?;
     let _ = probe.close().await;

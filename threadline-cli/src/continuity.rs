@@ -8,7 +8,7 @@ use threadline_sqlx::SnapshotOptions;
 
 use crate::cli::{ContinuityArgs, SnapshotArgs};
 
-pub async fn run(args: ContinuityArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ContinuityArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let table = args.table.as_deref().map(parse_table).transpose()?;
     if args.dry_run || table.is_none() {
@@ -34,7 +34,7 @@ pub async fn run(args: ContinuityArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let table = parse_table(&args.table)?;
     let pool = crate::connect::pool(&args.ops.db).await?;

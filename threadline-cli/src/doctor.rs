@@ -7,7 +7,7 @@ use threadline_sqlx::DoctorOptions;
 
 use crate::cli::{DoctorArgs, ReportFormat};
 
-pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let pool = crate::connect::pool(&args.ops.db).await?;
     let mut options = DoctorOptions::default();

@@ -13,7 +13,7 @@ use threadline_sqlx::{DEFAULT_EXPORT_MAX_ROWS, Threadline};
 use crate::cli::{ExportArgs, ExportFormatArg};
 use crate::output::AtomicFile;
 
-pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let (_, install) = crate::config::ops(&args.ops)?;
     let filter = filter(&args)?;
     filter.validate().context("invalid filters")?;

@@ -11,7 +11,7 @@ use threadline_core::{
 use crate::cli::GenTriggersArgs;
 use crate::output;
 
-pub async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
     let mut install =
         crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;

@@ -9,7 +9,7 @@ use crate::output;
 
 const SUFFIX: &str = "_threadline_install.sql";
 
-pub fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(&args.config)?;
     let mut options =
         crate::config::install_options(&config, args.schema.as_deref(), &args.hardening)?;

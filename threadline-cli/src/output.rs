@@ -10,7 +10,7 @@ use anyhow::Context;
 /// smaller. sqlx identifies a migration by its version alone, so two files with one version
 /// (`install` and `gen-triggers` run in the same second, or a folder numbered ahead of the
 /// clock) would make `sqlx migrate run` fail.
-pub fn next_migration_version(dir: &Path) -> anyhow::Result<i64> {
+pub(crate) fn next_migration_version(dir: &Path) -> anyhow::Result<i64> {
     let now = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let now: i64 = now
         .parse()
@@ -19,7 +19,7 @@ pub fn next_migration_version(dir: &Path) -> anyhow::Result<i64> {
 }
 
 /// [`next_migration_version`] with the clock reading `now` (a `YYYYMMDDHHMMSS` number).
-pub fn next_version_after(now: i64, dir: &Path) -> anyhow::Result<i64> {
+pub(crate) fn next_version_after(now: i64, dir: &Path) -> anyhow::Result<i64> {
     let Some(max) = existing_versions(dir)?.into_iter().max() else {
         return Ok(now);
     };
@@ -67,7 +67,7 @@ fn existing_versions(dir: &Path) -> anyhow::Result<Vec<i64>> {
 }
 
 /// Existing migration files in `dir` whose name ends with `suffix`.
-pub fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -93,7 +93,7 @@ pub fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
 /// so a failure never leaves a partial file. Creates the directory when missing.
-pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut file = AtomicFile::create(path)?;
     file.file()
         .write_all(contents.as_bytes())
@@ -103,14 +103,14 @@ pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// A file written through a temporary file next to it: [`commit`](Self::commit) renames it
 /// into place; dropping it uncommitted removes it, so a failure never leaves a partial file.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     path: PathBuf,
 }
 
 impl AtomicFile {
     /// Starts writing `path`, creating its directory when missing.
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -130,12 +130,12 @@ impl AtomicFile {
     }
 
     /// The temporary file, to write to.
-    pub fn file(&mut self) -> &mut std::fs::File {
+    pub(crate) fn file(&mut self) -> &mut std::fs::File {
         self.tmp.as_file_mut()
     }
 
     /// Syncs the data and renames the file into place.
-    pub fn commit(self) -> anyhow::Result<()> {
+    pub(crate) fn commit(self) -> anyhow::Result<()> {
         let path = self.path;
         self.tmp
             .as_file()

@@ -7,7 +7,7 @@ use threadline_sqlx::EnsureOptions;
 
 use crate::cli::{EnsureArgs, ListPartitionsArgs, ReportFormat};
 
-pub async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let storage = config.storage_settings()?;
     let options = EnsureOptions::default()
@@ -47,7 +47,7 @@ pub async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn list(args: ListPartitionsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn list(args: ListPartitionsArgs) -> anyhow::Result<ExitCode> {
     let (_, install) = crate::config::ops(&args.ops)?;
     let pool = crate::connect::pool(&args.ops.db).await?;
     let parts = threadline_sqlx::list_partitions(&pool, &install).await?;
@@ -83,7 +83,7 @@ pub async fn list(args: ListPartitionsArgs) -> anyhow::Result<ExitCode> {
 
 /// `retention purge` on the partitioned layout: the partitions that go whole, then the
 /// boundary rows.
-pub async fn purge(
+pub(crate) async fn purge(
     pool: &sqlx::PgPool,
     install: &threadline_sqlx::InstallOptions,
     policy: &threadline_sqlx::RetentionPolicy,

@@ -5,12 +5,12 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Whether progress is shown: only when stderr is a terminal.
-pub fn shown() -> bool {
+pub(crate) fn shown() -> bool {
     std::io::stderr().is_terminal()
 }
 
 /// A bar counting `unit` up to `total` (a spinner when the total is unknown).
-pub fn bar(total: Option<u64>, unit: &str) -> ProgressBar {
+pub(crate) fn bar(total: Option<u64>, unit: &str) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),

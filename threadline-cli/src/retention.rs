@@ -7,7 +7,7 @@ use threadline_sqlx::{PurgeOptions, PurgeReport};
 
 use crate::cli::PurgeArgs;
 
-pub async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let path = args.ops.config.display();
     let policy = config.retention_policy()?.with_context(|| {

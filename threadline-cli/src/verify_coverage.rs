@@ -7,7 +7,7 @@ use threadline_core::{CoverageStatus, TableCoverage};
 
 use crate::cli::{ReportFormat, VerifyCoverageArgs};
 
-pub async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
     let expected = config.expected_tables()?;
     anyhow::ensure!(

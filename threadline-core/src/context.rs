@@ -64,36 +64,42 @@ impl AuditContext {
     }
 
     /// Sets the actor.
+    #[must_use]
     pub fn with_actor(mut self, actor: ActorRef) -> Self {
         self.actor = Some(actor);
         self
     }
 
     /// Sets the request id.
+    #[must_use]
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
         self
     }
 
     /// Sets the correlation id.
+    #[must_use]
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Sets the client address.
+    #[must_use]
     pub fn with_remote_ip(mut self, ip: IpAddr) -> Self {
         self.remote_ip = Some(ip);
         self
     }
 
     /// Sets the source label.
+    #[must_use]
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
         self
     }
 
     /// Sets the metadata.
+    #[must_use]
     pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
         self.meta = Some(meta);
         self
@@ -162,12 +168,14 @@ impl JobContext {
     }
 
     /// Sets the correlation id.
+    #[must_use]
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Sets the job id.
+    #[must_use]
     pub fn with_job_id(mut self, id: impl Into<String>) -> Self {
         self.job_id = Some(id.into());
         self

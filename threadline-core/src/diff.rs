@@ -61,12 +61,14 @@ impl Default for DiffOptions {
 
 impl DiffOptions {
     /// Sets [`expand_inserts`](Self::expand_inserts).
+    #[must_use]
     pub fn expand_inserts(mut self, on: bool) -> Self {
         self.expand_inserts = on;
         self
     }
 
     /// Sets [`expand_deletes`](Self::expand_deletes).
+    #[must_use]
     pub fn expand_deletes(mut self, on: bool) -> Self {
         self.expand_deletes = on;
         self

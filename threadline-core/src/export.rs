@@ -222,6 +222,12 @@ pub struct ExportWriter<W: Write> {
     written: u64,
 }
 
+impl<W: Write> std::fmt::Debug for ExportWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportWriter").finish_non_exhaustive()
+    }
+}
+
 enum Inner<W: Write> {
     Csv(Box<csv::Writer<W>>),
     Json(W),

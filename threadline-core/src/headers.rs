@@ -79,7 +79,7 @@ impl TrustedProxies {
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+        IpAddr::V4(_) => ip,
     }
 }
 
@@ -267,6 +267,7 @@ impl ContextHeaders {
     }
 
     /// Sets which proxies may report the client address.
+    #[must_use]
     pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
         self.trusted_proxies = trusted;
         self

@@ -248,7 +248,7 @@ fn split_parts(input: &str) -> Result<Vec<Ident>, IdentError> {
         })?);
         match chars.next() {
             None => break,
-            Some('.') if parts.len() < 2 => continue,
+            Some('.') if parts.len() < 2 => {}
             Some(_) => return Err(malformed()),
         }
     }

@@ -96,36 +96,42 @@ pub struct TableCapture {
 
 impl TableCapture {
     /// Adds excluded columns.
+    #[must_use]
     pub fn exclude<I: IntoIterator<Item = S>, S: Into<String>>(mut self, cols: I) -> Self {
         self.exclude.extend(cols.into_iter().map(Into::into));
         self
     }
 
     /// Adds masked columns.
+    #[must_use]
     pub fn mask<I: IntoIterator<Item = S>, S: Into<String>>(mut self, cols: I) -> Self {
         self.mask.extend(cols.into_iter().map(Into::into));
         self
     }
 
     /// Adds columns ignored by change detection.
+    #[must_use]
     pub fn except_columns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, cols: I) -> Self {
         self.except_columns.extend(cols.into_iter().map(Into::into));
         self
     }
 
     /// Sets the mask placeholder.
+    #[must_use]
     pub fn mask_placeholder(mut self, placeholder: impl Into<String>) -> Self {
         self.mask_placeholder = Some(placeholder.into());
         self
     }
 
     /// Turns `changed_from` on or off.
+    #[must_use]
     pub fn store_changed_from(mut self, on: bool) -> Self {
         self.store_changed_from = on;
         self
     }
 
     /// Sets explicit key columns.
+    #[must_use]
     pub fn key_columns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, cols: I) -> Self {
         self.key_columns = Some(cols.into_iter().map(Into::into).collect());
         self
@@ -140,6 +146,7 @@ impl TableCapture {
 
     /// Merges another policy into this one (lists are unioned, flags are or-ed,
     /// a placeholder or key list in `other` wins).
+    #[must_use]
     pub fn merge(mut self, other: &TableCapture) -> Self {
         self.exclude.extend(other.exclude.iter().cloned());
         self.mask.extend(other.mask.iter().cloned());

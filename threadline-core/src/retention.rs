@@ -117,12 +117,14 @@ impl RetentionPolicy {
     }
 
     /// Turns live purges on or off.
+    #[must_use]
     pub fn enabled(mut self, on: bool) -> Self {
         self.enabled = on;
         self
     }
 
     /// Sets whether emptied transactions are deleted.
+    #[must_use]
     pub fn delete_empty_transactions(mut self, on: bool) -> Self {
         self.delete_empty_transactions = on;
         self

@@ -22,6 +22,7 @@ pub struct DoctorOptions {
 
 impl DoctorOptions {
     /// Checks privileges of `role` instead of the connecting role.
+    #[must_use]
     pub fn app_role(mut self, role: impl Into<String>) -> Self {
         self.app_role = Some(role.into());
         self

@@ -44,12 +44,14 @@ impl Default for ExportOptions {
 
 impl ExportOptions {
     /// Sets `max_rows`.
+    #[must_use]
     pub fn max_rows(mut self, max_rows: u64) -> Self {
         self.max_rows = max_rows;
         self
     }
 
     /// Sets the document's `generated_at` (for reproducible output).
+    #[must_use]
     pub fn generated_at(mut self, at: DateTime<Utc>) -> Self {
         self.generated_at = Some(at);
         self

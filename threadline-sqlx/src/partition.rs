@@ -218,18 +218,21 @@ impl Default for EnsureOptions {
 
 impl EnsureOptions {
     /// Sets `premake`.
+    #[must_use]
     pub fn premake(mut self, premake: u32) -> Self {
         self.premake = premake;
         self
     }
 
     /// Sets the interval used when the tables record none.
+    #[must_use]
     pub fn interval(mut self, interval: PartitionInterval) -> Self {
         self.interval = Some(interval);
         self
     }
 
     /// Sets the lock timeout of each step.
+    #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self

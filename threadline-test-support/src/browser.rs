@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A headless chromium with one page, closed when dropped.
+#[derive(Debug)]
 pub struct Browser {
     child: Child,
     to: ChildStdin,

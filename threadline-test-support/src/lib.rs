@@ -59,6 +59,7 @@ pub fn layout_from_env() -> Option<threadline_core::partition::PartitionInterval
 }
 
 /// A fresh database, dropped (with its connections) when this value is dropped.
+#[derive(Debug)]
 pub struct TestDb {
     /// A pool on the fresh database.
     pub pool: PgPool,
@@ -200,6 +201,7 @@ fn admin_exec_blocking(sql: String) {
 
 /// A role created for one test, dropped when this value is dropped. Declare it before the
 /// [`TestDb`]s that grant it privileges, so they are dropped first.
+#[derive(Debug)]
 pub struct TestRole {
     /// The role's name (unique to this test run).
     pub name: String,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Records each event as `LEVEL target: field=value ...` (values in `Debug` form). Install it
 /// with `tracing::subscriber::set_default` on the thread that runs the code under test (a
 /// current-thread tokio test runs everything there).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Recorder(Arc<Mutex<Vec<String>>>);
 
 impl Recorder {

@@ -18,7 +18,7 @@ struct Step {
 }
 
 /// Runs the smoke test; an error means the demo is broken.
-pub async fn run(pool: PgPool) -> Result<(), BoxError> {
+pub(crate) async fn run(pool: PgPool) -> Result<(), BoxError> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = crate::server(pool.clone(), listener)?;

@@ -13,7 +13,7 @@ use threadline_sqlx::{Page, TimelineFilter};
 use crate::app::{AppError, AppState, require_admin};
 
 /// `/admin/...`: history, timeline and as-of views. Admins only (`x-user: admin`).
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/posts/{key}/history", get(history))
         .route("/admin/posts/{key}/as_of", get(as_of))

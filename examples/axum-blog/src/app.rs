@@ -16,7 +16,7 @@ use crate::{admin, audit_ui};
 
 /// Shared state: the Threadline handle, which `AuditedTx`, `#[audited]` and the admin routes
 /// take from it (`Threadline: FromRef<AppState>`), and whose pool the plain handlers use.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     /// The pool, the audit schema and the statement mode.
     pub threadline: Threadline,
@@ -35,7 +35,7 @@ impl FromRef<AppState> for PgPool {
 }
 
 /// The whole application, with the Threadline layer and request ids.
-pub fn router(pool: PgPool) -> Router {
+pub(crate) fn router(pool: PgPool) -> Router {
     let state = AppState {
         threadline: Threadline::new(pool),
     };
@@ -58,7 +58,7 @@ pub fn router(pool: PgPool) -> Router {
 
 /// The fake login: the user name comes from the `x-user` header or the `user` cookie.
 /// `admin` is an administrator; anyone else is a user.
-pub fn actor_fn(parts: &Parts) -> Option<ActorRef> {
+pub(crate) fn actor_fn(parts: &Parts) -> Option<ActorRef> {
     let from_header = parts.headers.get("x-user").and_then(|v| v.to_str().ok());
     let from_cookie = || {
         parts
@@ -77,11 +77,11 @@ pub fn actor_fn(parts: &Parts) -> Option<ActorRef> {
 
 /// Errors as JSON: `{"error": "..."}`.
 #[derive(Debug)]
-pub struct AppError(StatusCode, String);
+pub(crate) struct AppError(StatusCode, String);
 
 impl AppError {
     /// An error with a status and a message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self(status, message.into())
     }
 }
@@ -105,7 +105,7 @@ impl From<threadline_sqlx::Error> for AppError {
 }
 
 /// The signed-in user's name, or 401.
-pub fn user_name(audit: &Audit) -> Result<String, AppError> {
+pub(crate) fn user_name(audit: &Audit) -> Result<String, AppError> {
     audit
         .actor
         .as_ref()
@@ -120,7 +120,7 @@ pub fn user_name(audit: &Audit) -> Result<String, AppError> {
 }
 
 /// 403 unless the actor is an administrator.
-pub fn require_admin(audit: &Audit) -> Result<(), AppError> {
+pub(crate) fn require_admin(audit: &Audit) -> Result<(), AppError> {
     match audit.actor.as_ref().map(ActorRef::kind) {
         Some(ActorType::Admin) => Ok(()),
         _ => Err(AppError::new(
@@ -132,12 +132,12 @@ pub fn require_admin(audit: &Audit) -> Result<(), AppError> {
 
 /// The sign-in request: `{"user": "alice"}`.
 #[derive(Deserialize)]
-pub struct Login {
+pub(crate) struct Login {
     user: String,
 }
 
 /// Sets the `user` cookie.
-pub async fn login(Json(login): Json<Login>) -> Result<Response, AppError> {
+pub(crate) async fn login(Json(login): Json<Login>) -> Result<Response, AppError> {
     let valid = (1..=64).contains(&login.user.len())
         && login
             .user

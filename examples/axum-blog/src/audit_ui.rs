@@ -12,14 +12,14 @@ use threadline_sqlx::Threadline;
 use crate::app::{AppError, AppState, Login, login};
 
 /// Where the explorer is mounted.
-pub const PATH: &str = "/admin/audit";
+pub(crate) const PATH: &str = "/admin/audit";
 
 /// Where a browser signs in.
-pub const LOGIN_PATH: &str = "/login/browser";
+pub(crate) const LOGIN_PATH: &str = "/login/browser";
 
 /// The explorer at [`PATH`] (admins only; `nest_service`, so that `PATH/` with a trailing
 /// slash is the explorer's timeline too), and the sign-in form at [`LOGIN_PATH`].
-pub fn routes(threadline: Threadline) -> Router<AppState> {
+pub(crate) fn routes(threadline: Threadline) -> Router<AppState> {
     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
     let options = ExplorerOptions::new(admins).title("axum-blog audit trail");
     Router::new()

@@ -7,7 +7,7 @@ use sqlx::{PgPool, Postgres};
 use threadline_sqlx::{InstallOptions, TableCapture};
 
 /// Where the demo keeps its data unless `DATABASE_URL` says otherwise.
-pub const DEFAULT_URL: &str = "postgres://localhost/threadline_demo";
+pub(crate) const DEFAULT_URL: &str = "postgres://localhost/threadline_demo";
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS posts (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS comments (
 /// A URL without a user name connects as `PGUSER`, else as the login user (`USER`, `LOGNAME`),
 /// like psql; when none is set, as `postgres`. (sqlx asks the OS for the login name, which some
 /// sandboxes and containers do not answer.)
-pub fn with_login_user(url: &str) -> String {
+pub(crate) fn with_login_user(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -48,7 +48,7 @@ pub fn with_login_user(url: &str) -> String {
 }
 
 /// Connects, creating the database and the schema when they are missing.
-pub async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
+pub(crate) async fn prepare(url: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
     let url = &with_login_user(url);
     if !Postgres::database_exists(url).await? {
         Postgres::create_database(url).await?;

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// One of the demo requests printed as `curl` commands and sent by `--smoke`.
+#[derive(Debug)]
 pub struct DemoRequest {
     /// What it shows.
     pub what: &'static str,

@@ -13,7 +13,7 @@ use crate::{DemoRequest, app, demo_requests};
 type BoxError = Box<dyn std::error::Error>;
 
 /// Runs the smoke test; an error means the demo is broken.
-pub async fn run(pool: PgPool) -> Result<(), BoxError> {
+pub(crate) async fn run(pool: PgPool) -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = app::router(pool.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -117,6 +117,7 @@ impl ExplorerOptions {
     /// The public path the explorer is served under, used to build its links, e.g.
     /// `/admin/audit`. Unset (the default), the explorer uses the path it was
     /// mounted at; set it when a proxy in front changes the prefix.
+    #[must_use]
     pub fn base_path(mut self, path: impl Into<String>) -> Self {
         self.base_path = Some(url::normalize_base(&path.into()));
         self
@@ -124,6 +125,7 @@ impl ExplorerOptions {
 
     /// Rows per timeline and actor page when the request does not say (`size=`); 1 to
     /// 1,000, default [`DEFAULT_PAGE_SIZE`]. Out-of-range values are clamped.
+    #[must_use]
     pub fn page_size(mut self, size: u32) -> Self {
         self.page_size = size.clamp(1, threadline_sqlx::Page::MAX_SIZE);
         self
@@ -131,6 +133,7 @@ impl ExplorerOptions {
 
     /// Adds a mask placeholder (a table's `mask_placeholder`): values equal to it are shown
     /// as masked. `[REDACTED]`, the default placeholder, is always known.
+    #[must_use]
     pub fn mask_placeholder(mut self, placeholder: impl Into<String>) -> Self {
         let placeholder = placeholder.into();
         if !self.mask_placeholders.contains(&placeholder) {
@@ -140,6 +143,7 @@ impl ExplorerOptions {
     }
 
     /// The heading shown on every page (default "Audit trail").
+    #[must_use]
     pub fn title(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
         self

@@ -9,13 +9,13 @@ use threadline_sqlx::{ActionOptions, InstallOptions, TableCapture, Threadline, T
 use threadline_test_support::TestDb;
 
 /// A post title that must render as text.
-pub const SCRIPT_TITLE: &str = "<script>alert(\"pwned\")</script>";
+pub(crate) const SCRIPT_TITLE: &str = "<script>alert(\"pwned\")</script>";
 
 /// An actor id with markup in it.
-pub const MARKUP_ACTOR: &str = "<b>mallory</b>";
+pub(crate) const MARKUP_ACTOR: &str = "<b>mallory</b>";
 
 /// What the seed wrote.
-pub struct Seeded {
+pub(crate) struct Seeded {
     pub db: TestDb,
     /// Ids of the audit transactions, in the order written.
     pub transactions: Vec<i64>,
@@ -57,7 +57,7 @@ async fn write(db: &TestDb, ctx: AuditContext, sql: &str, action: Option<&str>) 
 
 /// Two audited tables (`posts` stores `changed_from`; `users` masks `email`) and a few
 /// transactions by an admin and a user, one of which writes a `<script>` title.
-pub async fn seed() -> Seeded {
+pub(crate) async fn seed() -> Seeded {
     let db = TestDb::installed().await;
     db.exec(
         "CREATE TABLE posts (id bigint PRIMARY KEY, title text NOT NULL, status text NOT NULL DEFAULT 'draft');
@@ -164,13 +164,13 @@ pub async fn seed() -> Seeded {
 }
 
 /// The actor from the `x-actor` header (`admin:alice`).
-pub fn actor_from_request(parts: &Parts) -> Option<ActorRef> {
+pub(crate) fn actor_from_request(parts: &Parts) -> Option<ActorRef> {
     ActorRef::parse_short(parts.headers.get("x-actor")?.to_str().ok()?).ok()
 }
 
 /// The explorer for admins, mounted at `/admin/audit` with `nest_service` as the guide says,
 /// behind a `ThreadlineLayer`, in an application whose own 404 is empty.
-pub fn app(db: &TestDb, options: impl FnOnce(ExplorerOptions) -> ExplorerOptions) -> Router {
+pub(crate) fn app(db: &TestDb, options: impl FnOnce(ExplorerOptions) -> ExplorerOptions) -> Router {
     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
     let explorer = explorer::router(
         Threadline::new(db.pool.clone()),

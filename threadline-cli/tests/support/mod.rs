@@ -9,35 +9,35 @@ use threadline_sqlx::TableCapture;
 use threadline_test_support::TestDb;
 
 /// The binary with no inherited `DATABASE_URL`, run in `dir`.
-pub fn threadline(dir: &Path) -> Command {
+pub(crate) fn threadline(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("threadline").unwrap();
     cmd.env_remove("DATABASE_URL").current_dir(dir);
     cmd
 }
 
 /// The binary against `db`, run in `dir`.
-pub fn threadline_on(db: &TestDb, dir: &Path) -> Command {
+pub(crate) fn threadline_on(db: &TestDb, dir: &Path) -> Command {
     let mut cmd = threadline(dir);
     cmd.env("DATABASE_URL", &db.url);
     cmd
 }
 
 /// Writes `threadline.toml` in `dir`.
-pub fn config(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("threadline.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// Runs, asserts success (showing stderr otherwise) and returns stdout.
-pub fn stdout_of(cmd: &mut Command) -> String {
+pub(crate) fn stdout_of(cmd: &mut Command) -> String {
     let (code, stdout, stderr) = run(cmd);
     assert_eq!(code, 0, "{stderr}");
     stdout
 }
 
 /// Runs and returns (exit code, stdout, stderr).
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output {
         status,
         stdout,
@@ -51,7 +51,7 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 /// A database with the audit schema and an audited `items (id bigint primary key, v text)`.
-pub async fn db_with_items() -> TestDb {
+pub(crate) async fn db_with_items() -> TestDb {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE items (id bigint PRIMARY KEY, v text)")
         .await;
@@ -60,7 +60,7 @@ pub async fn db_with_items() -> TestDb {
 }
 
 /// The number of rows `sql` counts.
-pub async fn count(db: &TestDb, sql: &str) -> i64 {
+pub(crate) async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(&db.pool)
         .await

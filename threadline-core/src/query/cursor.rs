@@ -236,6 +236,7 @@ impl Page {
     }
 
     /// Sets the page size (checked when the query is built: 1 to [`Page::MAX_SIZE`]).
+    #[must_use]
     pub fn with_size(mut self, size: u32) -> Self {
         self.size = Some(size);
         self

@@ -50,42 +50,49 @@ impl TimelineFilter {
     }
 
     /// Only this table.
+    #[must_use]
     pub fn table(mut self, table: TableName) -> Self {
         self.table = Some(table);
         self
     }
 
     /// Only this actor's transactions.
+    #[must_use]
     pub fn actor(mut self, actor: ActorRef) -> Self {
         self.actor = Some(actor);
         self
     }
 
     /// Captured at or after `from`.
+    #[must_use]
     pub fn from(mut self, from: DateTime<Utc>) -> Self {
         self.from = Some(from);
         self
     }
 
     /// Captured at or before `to`.
+    #[must_use]
     pub fn to(mut self, to: DateTime<Utc>) -> Self {
         self.to = Some(to);
         self
     }
 
     /// Only this correlation id.
+    #[must_use]
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
     }
 
     /// Only this request id.
+    #[must_use]
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
         self
     }
 
     /// Only this operation.
+    #[must_use]
     pub fn op(mut self, op: ChangeOp) -> Self {
         self.op = Some(op);
         self

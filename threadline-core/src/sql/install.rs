@@ -51,6 +51,7 @@ impl InstallOptions {
     }
 
     /// Turns on the partitioned layout with partitions of `interval`.
+    #[must_use]
     pub fn with_partitioning(mut self, interval: PartitionInterval) -> Self {
         self.partitioning = Some(interval);
         self
@@ -58,12 +59,14 @@ impl InstallOptions {
 
     /// Turns on hardened mode with `role` as the owner of the audit trail
     /// (see `guides/security.md`).
+    #[must_use]
     pub fn with_owner_role(mut self, role: Ident) -> Self {
         self.owner_role = Some(role);
         self
     }
 
     /// Adds a role that may read (`SELECT`) the audit tables in hardened mode.
+    #[must_use]
     pub fn with_reader_role(mut self, role: Ident) -> Self {
         if !self.reader_roles.contains(&role) {
             self.reader_roles.push(role);
