@@ -35,28 +35,15 @@ pub(crate) fn next_version_after(now: i64, dir: &Path) -> anyhow::Result<i64> {
 }
 
 /// The versions of the sqlx migrations in `dir`, read the way sqlx reads them: every file
-/// named `<integer>_<description>.sql` (including `.up.sql` / `.down.sql`). A missing
-/// directory has none.
+/// (or link to a file) named `<integer>_<description>.sql` (including `.up.sql` /
+/// `.down.sql`). A missing directory has none.
 fn existing_versions(dir: &Path) -> anyhow::Result<Vec<i64>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read migrations directory {}", dir.display()));
-        }
-    };
     let mut versions = Vec::new();
-    for entry in entries {
-        let entry =
-            entry.with_context(|| format!("cannot read migrations directory {}", dir.display()))?;
-        // Like sqlx: files and links to files.
-        if !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+    for path in entries(dir)? {
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
             continue;
         }
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if let Some((version, rest)) = name.split_once('_')
+        if let Some((version, rest)) = file_name(&path).split_once('_')
             && rest.ends_with(".sql")
             && let Ok(version) = version.parse::<i64>()
         {
@@ -66,29 +53,31 @@ fn existing_versions(dir: &Path) -> anyhow::Result<Vec<i64>> {
     Ok(versions)
 }
 
-/// Existing migration files in `dir` whose name ends with `suffix`.
+/// Existing migration files in `dir` whose name ends with `suffix`, sorted.
 pub(crate) fn existing(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = entries(dir)?
+        .into_iter()
+        .filter(|path| file_name(path).ends_with(suffix))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The paths in the migrations directory `dir`; none when it does not exist.
+fn entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let context = || format!("cannot read migrations directory {}", dir.display());
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read migrations directory {}", dir.display()));
-        }
+        Err(e) => return Err(e).with_context(context),
     };
-    let mut found = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(suffix))
-        {
-            found.push(path);
-        }
-    }
-    found.sort();
-    Ok(found)
+    entries
+        .map(|entry| entry.map(|e| e.path()).with_context(context))
+        .collect()
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or_default().to_string_lossy()
 }
 
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,
