@@ -41,6 +41,7 @@ mod ident;
 pub mod query;
 mod redaction;
 mod retention;
+pub mod revert;
 pub mod sql;
 
 pub use action::{
