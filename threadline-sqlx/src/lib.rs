@@ -37,6 +37,7 @@ mod install;
 mod pooling;
 mod request;
 mod retention;
+mod revert;
 mod snapshot;
 mod sql;
 mod threadline;
@@ -58,6 +59,10 @@ pub use request::{ActionLink, RequestAction, RequestTransaction};
 pub use retention::{
     DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
     purge, purge_with_progress,
+};
+pub use revert::{PlannedRevert, Revert, RevertOutcome};
+pub use threadline_core::revert::{
+    LaterChange, RevertError, RevertPlan, RevertStep, RevertTarget, StepAction, StepStatus,
 };
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
