@@ -157,7 +157,9 @@ pub enum RevertError {
     #[error("invalid revert target {0}")]
     InvalidTarget(String),
     /// The target names no captured change.
-    #[error("{0} has no captured changes: check the id (`threadline` prints change and transaction ids in its history and timeline)")]
+    #[error(
+        "{0} has no captured changes: check the id (`threadline` prints change and transaction ids in its history and timeline)"
+    )]
     NothingToRevert(String),
     /// Some rows conflict or cannot be restored, and conflicts are not skipped.
     #[error(
@@ -261,12 +263,12 @@ pub fn later_change_statement(
 }
 
 /// The statement that reads the row's image before `change` (for an update stored without
-/// `changed_from`): `op`, `data_after`, `data_before` of the latest earlier change on the key.
+/// `changed_from`): `id`, `op`, `data_after`, `data_before` of the latest earlier change on the key.
 pub fn prior_image_statement(schema: &Ident, change: &AuditChange) -> Statement {
     let s = schema.quoted();
     Statement {
         sql: format!(
-            "SELECT c.op, c.data_after, c.data_before FROM {s}.audit_changes c \
+            "SELECT c.id, c.op, c.data_after, c.data_before FROM {s}.audit_changes c \
              WHERE c.table_schema = $1 AND c.table_name = $2 AND c.table_pk = $3 AND c.id < $4 \
              ORDER BY c.id DESC LIMIT 1"
         ),
@@ -442,10 +444,7 @@ impl RevertPlan {
             let _ = writeln!(
                 out,
                 "\n#{} {} {} {key} -> {} [{status}]",
-                step.change_id,
-                step.op,
-                step.table,
-                step.action
+                step.change_id, step.op, step.table, step.action
             );
             for note in &step.notes {
                 let _ = writeln!(out, "  note: {note}");
@@ -472,7 +471,10 @@ fn join(ids: &[i64]) -> String {
 }
 
 fn actor_label(v: &Value) -> String {
-    match (v.get("type").and_then(Value::as_str), v.get("id").and_then(Value::as_str)) {
+    match (
+        v.get("type").and_then(Value::as_str),
+        v.get("id").and_then(Value::as_str),
+    ) {
         (Some(t), Some(id)) => format!("{t}:{id}"),
         (Some(t), None) => t.to_owned(),
         _ => v.to_string(),
@@ -494,15 +496,31 @@ fn param_text(p: &SqlParam) -> String {
 pub enum PriorValues {
     /// From the change's `changed_from`.
     ChangedFrom,
-    /// From the row's image before the change (its history).
-    Image(Value),
+    /// From the row's image before the change (its history): the earlier change and its
+    /// `data_after`.
+    Image {
+        /// The earlier change whose `data_after` holds the values.
+        change_id: i64,
+        /// That image (for the plan's display; the statement reads it from the trail).
+        image: Value,
+    },
     /// No earlier image of the row exists.
     Missing,
 }
 
 /// Inverts one change: the step with its statement, or the reason it cannot run.
 /// `prior` matters for updates stored without `changed_from` only.
-pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) -> RevertStep {
+///
+/// Values never pass through the client: each statement reads the image it restores from
+/// `audit_changes` by id and casts it with `jsonb_populate_record`, so numerics keep every
+/// digit. The client binds only ids and column names.
+pub fn plan_step(
+    schema: &Ident,
+    change: &AuditChange,
+    table: &TableState,
+    prior: &PriorValues,
+) -> RevertStep {
+    let audit = format!("{}.audit_changes", schema.quoted());
     let name = display_table(&change.table_schema, &change.table_name);
     let (action, image) = match change.op {
         ChangeOp::Insert | ChangeOp::Snapshot => (StepAction::Delete, change.data_after.as_ref()),
@@ -526,10 +544,7 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
         step
     };
     if table.columns.is_empty() {
-        return fail(
-            step,
-            format!("table {} no longer exists", name),
-        );
+        return fail(step, format!("table {} no longer exists", name));
     }
     let empty = Map::new();
     let image = image.and_then(Value::as_object).unwrap_or(&empty);
@@ -569,19 +584,17 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
     }
     // The row as the change left it, minus what capture cannot vouch for: the guard.
     let guard = |image: &Map<String, Value>| -> Value {
-        Value::Object(
-            image
-                .iter()
-                .filter(|(k, _)| {
-                    let k = k.as_str();
-                    exists.contains(k)
-                        && !masked.contains(k)
-                        && !except.contains(k)
-                        && !generated.contains(k)
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
+        image
+            .keys()
+            .filter(|k| {
+                let k = k.as_str();
+                exists.contains(k)
+                    && !masked.contains(k)
+                    && !except.contains(k)
+                    && !generated.contains(k)
+            })
+            .map(|k| Value::from(k.as_str()))
+            .collect()
     };
     let t = format!(
         "{}.{}",
@@ -594,9 +607,10 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
             .collect::<Vec<_>>()
             .join(" AND ")
     };
+    // The row is as the reverted change left it, on the columns capture vouches for.
     let guard_sql = |param: usize| {
         format!(
-            "NOT EXISTS (SELECT 1 FROM jsonb_each(${param}::jsonb) AS g(col, val) WHERE to_jsonb(x.*) -> g.col IS DISTINCT FROM g.val)"
+            "NOT EXISTS (SELECT 1 FROM jsonb_each(c.data_after) AS g(col, val) WHERE g.col IN (SELECT jsonb_array_elements_text(${param})) AND to_jsonb(x.*) -> g.col IS DISTINCT FROM g.val)"
         )
     };
     match action {
@@ -604,14 +618,11 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
             step.values = change.table_pk.clone();
             step.statement = Some(Statement {
                 sql: format!(
-                    "DELETE FROM {t} AS x USING jsonb_populate_record(NULL::{t}, $1) AS k WHERE {} AND {}",
+                    "DELETE FROM {t} AS x USING {audit} AS c, jsonb_populate_record(NULL::{t}, c.table_pk) AS k WHERE c.id = $1 AND {} AND {}",
                     key_match("k"),
                     guard_sql(2)
                 ),
-                params: vec![
-                    SqlParam::Json(change.table_pk.clone()),
-                    SqlParam::Json(guard(image)),
-                ],
+                params: vec![SqlParam::BigInt(change.id), SqlParam::Json(guard(image))],
             });
         }
         StepAction::Insert => {
@@ -657,7 +668,7 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
             step.values = Value::Object(values.clone());
             step.statement = Some(Statement {
                 sql: format!(
-                    "INSERT INTO {t} ({}){} SELECT {} FROM jsonb_populate_record(NULL::{t}, $1) AS r",
+                    "INSERT INTO {t} ({}){} SELECT {} FROM {audit} AS c, jsonb_populate_record(NULL::{t}, c.data_before) AS r WHERE c.id = $1",
                     cols.join(", "),
                     if overriding {
                         " OVERRIDING SYSTEM VALUE"
@@ -669,7 +680,7 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                params: vec![SqlParam::Json(Value::Object(values))],
+                params: vec![SqlParam::BigInt(change.id)],
             });
         }
         StepAction::Update => {
@@ -697,14 +708,21 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
             if !blocked.is_empty() {
                 return fail(step, redacted_reason(&blocked, &masked));
             }
-            let from = match (&change.changed_from, prior) {
-                (Some(Value::Object(from)), _) => from.clone(),
-                (_, PriorValues::Image(Value::Object(before))) => before.clone(),
+            let (from, source) = match (&change.changed_from, prior) {
+                (Some(Value::Object(from)), _) => (from.clone(), (change.id, "changed_from")),
+                (
+                    _,
+                    PriorValues::Image {
+                        change_id,
+                        image: Value::Object(before),
+                    },
+                ) => (before.clone(), (*change_id, "data_after")),
                 _ => {
                     let reason = if fields.iter().any(|f| key.contains_key(*f)) {
                         "its key changed and `changed_from` is not stored, so the old key is unknown (turn on store_changed_from)".to_owned()
                     } else {
-                        "no earlier image of the row is captured and `changed_from` is not stored".to_owned()
+                        "no earlier image of the row is captured and `changed_from` is not stored"
+                            .to_owned()
                     };
                     return fail(step, reason);
                 }
@@ -752,13 +770,14 @@ pub fn plan_step(change: &AuditChange, table: &TableState, prior: &PriorValues) 
             };
             step.statement = Some(Statement {
                 sql: format!(
-                    "UPDATE {t} AS x SET {set} FROM jsonb_populate_record(NULL::{t}, $1) AS r, jsonb_populate_record(NULL::{t}, $2) AS k WHERE {} AND {}",
+                    "UPDATE {t} AS x SET {set} FROM {audit} AS c, {audit} AS p, jsonb_populate_record(NULL::{t}, p.{column}) AS r, jsonb_populate_record(NULL::{t}, c.table_pk) AS k WHERE c.id = $1 AND p.id = $2 AND {} AND {}",
                     key_match("k"),
-                    guard_sql(3)
+                    guard_sql(3),
+                    column = source.1,
                 ),
                 params: vec![
-                    SqlParam::Json(Value::Object(values)),
-                    SqlParam::Json(change.table_pk.clone()),
+                    SqlParam::BigInt(change.id),
+                    SqlParam::BigInt(source.0),
                     SqlParam::Json(guard(image)),
                 ],
             });
@@ -787,6 +806,7 @@ fn redacted_reason(columns: &[&str], masked: &BTreeSet<&str>) -> String {
 /// values of updates without `changed_from` (by change id) and the later changes found (by
 /// change id). Snapshot rows are baselines, not changes: they are left out.
 pub fn build_plan(
+    schema: &Ident,
     target: RevertTarget,
     changes: &[AuditChange],
     tables: &BTreeMap<(String, String), TableState>,
@@ -814,7 +834,7 @@ pub fn build_plan(
             ));
         }
         let prior = priors.get(&change.id).unwrap_or(&PriorValues::Missing);
-        let mut step = plan_step(change, table, prior);
+        let mut step = plan_step(schema, change, table, prior);
         if step.status == StepStatus::Ready
             && let Some(l) = later.get(&change.id)
         {

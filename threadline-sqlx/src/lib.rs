@@ -61,13 +61,13 @@ pub use retention::{
     purge, purge_with_progress,
 };
 pub use revert::{PlannedRevert, Revert, RevertOutcome};
-pub use threadline_core::revert::{
-    LaterChange, RevertError, RevertPlan, RevertStep, RevertTarget, StepAction, StepStatus,
-};
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
+};
+pub use threadline_core::revert::{
+    LaterChange, RevertError, RevertPlan, RevertStep, RevertTarget, StepAction, StepStatus,
 };
 pub use threadline_core::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,

@@ -13,7 +13,9 @@ use threadline_core::revert::{
     RevertTarget, StepStatus, TableState,
 };
 use threadline_core::sql::TRIGGER_NAMES;
-use threadline_core::{ActionOptions, ActorRef, AuditAction, AuditChange, CaptureComment, quote_ident};
+use threadline_core::{
+    ActionOptions, ActorRef, AuditAction, AuditChange, CaptureComment, quote_ident,
+};
 
 use crate::capture_policy::POLICIES;
 use crate::error::{Error, Result};
@@ -181,7 +183,10 @@ impl PlannedRevert {
             return Err(Error::RevertRefused(Box::new(plan)));
         }
         for step in &mut plan.steps {
-            let Some(statement) = step.statement.as_ref().filter(|_| step.status == StepStatus::Ready)
+            let Some(statement) = step
+                .statement
+                .as_ref()
+                .filter(|_| step.status == StepStatus::Ready)
             else {
                 let reason = match &step.status {
                     StepStatus::Conflict { later } => format!(
@@ -317,7 +322,10 @@ async fn plan_on(
                     let after: Option<Value> = row.try_get("data_after")?;
                     match (op.as_str(), after) {
                         ("delete", _) | (_, None) => PriorValues::Missing,
-                        (_, Some(image)) => PriorValues::Image(image),
+                        (_, Some(image)) => PriorValues::Image {
+                            change_id: row.try_get("id")?,
+                            image,
+                        },
                     }
                 }
                 None => PriorValues::Missing,
@@ -364,6 +372,7 @@ async fn plan_on(
         }
     }
     Ok(revert::build_plan(
+        schema,
         target.clone(),
         &changes,
         &tables,
