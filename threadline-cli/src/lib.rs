@@ -18,6 +18,7 @@ mod install;
 mod output;
 mod progress;
 mod retention;
+mod revert;
 mod verify_coverage;
 
 use std::process::ExitCode;
@@ -41,5 +42,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Continuity(args) => continuity::run(args).await,
         Command::Snapshot(args) => continuity::snapshot(args).await,
         Command::Export(args) => export::run(args).await,
+        Command::Revert(args) => revert::run(args).await,
     }
 }

@@ -158,7 +158,7 @@ pub enum RevertError {
     InvalidTarget(String),
     /// The target names no captured change.
     #[error(
-        "{0} has no captured changes: check the id (`threadline` prints change and transaction ids in its history and timeline)"
+        "{0} has no captured changes: check the id (the explorer and `Threadline::transaction` show change and transaction ids)"
     )]
     NothingToRevert(String),
     /// Some rows conflict or cannot be restored, and conflicts are not skipped.
