@@ -12,12 +12,21 @@ use crate::cli::RevertArgs;
 const BAD_INPUT: u8 = 2;
 
 pub async fn run(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    let target = match (args.change, args.transaction, args.correlation_id, args.request_id) {
+    let target = match (
+        args.change,
+        args.transaction,
+        args.correlation_id,
+        args.request_id,
+    ) {
         (Some(id), ..) => RevertTarget::Change(id),
         (_, Some(id), ..) => RevertTarget::Transaction(id),
         (_, _, Some(id), _) => RevertTarget::CorrelationId(id),
         (_, _, _, Some(id)) => RevertTarget::RequestId(id),
-        _ => return Ok(bad_input("give one of --change, --transaction, --correlation-id or --request-id")),
+        _ => {
+            return Ok(bad_input(
+                "give one of --change, --transaction, --correlation-id or --request-id",
+            ));
+        }
     };
     if let Err(e) = target.validate() {
         return Ok(bad_input(&e.to_string()));
@@ -50,7 +59,11 @@ pub async fn run(args: RevertArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
         println!("\nplan only: nothing was changed; add --execute to apply it");
-        return Ok(if blocked { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        return Ok(if blocked {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let mut tx = pool.begin().await?;
     tx.with_actor(&actor).await?;
@@ -76,7 +89,10 @@ pub async fn run(args: RevertArgs) -> anyhow::Result<ExitCode> {
         Err(Error::RevertRefused(plan)) => {
             tx.rollback().await?;
             if plan.render() != shown {
-                print!("\nunder the revert's lock the plan changed:\n{}", plan.render());
+                print!(
+                    "\nunder the revert's lock the plan changed:\n{}",
+                    plan.render()
+                );
             }
             eprintln!("{}", refusal(&plan));
             Ok(ExitCode::FAILURE)
