@@ -35,6 +35,9 @@ pub enum Command {
     Export(ExportArgs),
     /// The partitioned layout: create partitions ahead of time, list them.
     Partitions(PartitionsArgs),
+    /// Undo a change, a transaction, a correlation id or a request id: print the plan, or
+    /// apply it with --execute (exit 0 applied or clean, 1 conflicts, 2 bad input).
+    Revert(RevertArgs),
 }
 
 /// Partition intervals on the command line.
@@ -104,6 +107,38 @@ pub struct ListPartitionsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
+}
+
+/// `threadline revert`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(false)
+    .args(["change", "transaction", "correlation_id", "request_id"])))]
+pub struct RevertArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Revert one change (`audit_changes.id`).
+    #[arg(long, value_name = "ID")]
+    pub change: Option<i64>,
+    /// Revert every change of one transaction (`audit_transactions.id`).
+    #[arg(long, value_name = "ID")]
+    pub transaction: Option<i64>,
+    /// Revert every change of the transactions with this correlation id.
+    #[arg(long, value_name = "ID")]
+    pub correlation_id: Option<String>,
+    /// Revert every change of the transactions with this request id.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// Who reverts, as `kind:id` (e.g. `admin:7`); the revert is captured under this actor.
+    #[arg(long, value_name = "KIND:ID")]
+    pub actor: String,
+    /// Revert the rows that can be reverted and list the conflicting ones, instead of
+    /// refusing the whole revert.
+    #[arg(long)]
+    pub skip_conflicts: bool,
+    /// Apply the revert. Without it the plan is printed and nothing changes.
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// Where to find the database.

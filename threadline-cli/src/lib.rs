@@ -19,6 +19,7 @@ mod output;
 mod partitions;
 mod progress;
 mod retention;
+mod revert;
 mod verify_coverage;
 
 use std::process::ExitCode;
@@ -47,5 +48,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             PartitionsCommand::Ensure(args) => partitions::ensure(args).await,
             PartitionsCommand::List(args) => partitions::list(args).await,
         },
+        Command::Revert(args) => revert::run(args).await,
     }
 }

@@ -31,6 +31,9 @@ pub enum Error {
     /// A retention policy is invalid.
     #[error(transparent)]
     Retention(#[from] crate::RetentionError),
+    /// A revert cannot be planned or was refused.
+    #[error(transparent)]
+    Revert(#[from] crate::revert::RevertError),
     /// The capture policy stored with a table's capture cannot be read.
     #[error(transparent)]
     StoredPolicy(#[from] crate::StoredPolicyError),

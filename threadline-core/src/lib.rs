@@ -42,6 +42,7 @@ pub mod partition;
 pub mod query;
 mod redaction;
 mod retention;
+pub mod revert;
 pub mod sql;
 
 pub use action::{

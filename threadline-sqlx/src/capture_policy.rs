@@ -14,7 +14,7 @@ use crate::install::plan_capture;
 
 /// Every table whose capture triggers run a capture function of the audit schema, with that
 /// function's comment (one row per table and function).
-const POLICIES: &str =
+pub(crate) const POLICIES: &str =
     "SELECT DISTINCT n.nspname::text, c.relname::text, obj_description(p.oid, 'pg_proc')
     FROM pg_trigger t
     JOIN pg_class c ON c.oid = t.tgrelid

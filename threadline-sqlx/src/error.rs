@@ -3,6 +3,7 @@
 use threadline_core::query::QueryError;
 use threadline_core::{
     ActionError, ActorRefError, CaptureError, ConfigError, IdentError, PolicyError, RetentionError,
+    revert::RevertError,
 };
 
 /// Any error from threadline-sqlx.
@@ -40,6 +41,21 @@ pub enum Error {
         "retention is disabled: set `enabled = true` under [retention] in threadline.toml to allow live purges (dry runs always work)"
     )]
     RetentionDisabled,
+    /// A revert was refused: rows conflict or cannot be restored (the plan, made under the
+    /// revert's lock, says which). Nothing was changed.
+    #[error("{}", .0.refusal().map(|e| e.to_string()).unwrap_or_default())]
+    RevertRefused(Box<threadline_core::revert::RevertPlan>),
+    /// A statement of a revert failed (a constraint, a type that no longer accepts the
+    /// value); the transaction is aborted: roll it back.
+    #[error("revert of change {change_id} on {table} failed: {source}")]
+    RevertStep {
+        /// The change being reverted.
+        change_id: i64,
+        /// Its table.
+        table: String,
+        /// The database's error.
+        source: sqlx::Error,
+    },
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
     InvalidInput {
@@ -75,7 +91,8 @@ from_core!(
     ConfigError,
     CaptureError,
     QueryError,
-    RetentionError
+    RetentionError,
+    RevertError
 );
 
 /// An invalid action is an invalid argument, named as core names it.

@@ -38,6 +38,7 @@ mod partition;
 mod pooling;
 mod request;
 mod retention;
+mod revert;
 mod snapshot;
 mod sql;
 mod threadline;
@@ -65,11 +66,15 @@ pub use retention::{
     DEFAULT_PURGE_BATCH_SIZE, MAX_PURGE_BATCH_SIZE, PurgeOptions, PurgeProgress, PurgeReport,
     purge, purge_with_progress,
 };
+pub use revert::{PlannedRevert, Revert, RevertOutcome};
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
 pub use threadline_core::partition::{PartitionInterval, RetiredPartition};
 pub use threadline_core::query::{
     AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
+};
+pub use threadline_core::revert::{
+    LaterChange, RevertError, RevertPlan, RevertStep, RevertTarget, StepAction, StepStatus,
 };
 pub use threadline_core::{
     ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES, MAX_ACTION_NAME_BYTES,
