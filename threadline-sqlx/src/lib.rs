@@ -47,7 +47,9 @@ pub use capture_policy::{
     PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };
 pub use context::{ConnectionExt, PoolExt, TransactionExt};
-pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
+pub use coverage::{
+    SchemaTable, assert_capture_ready, schema_tables, trigger_coverage, verify_coverage,
+};
 pub use doctor::{DoctorOptions, doctor};
 pub use error::{Error, Result};
 pub use export::{
