@@ -22,7 +22,8 @@ pub enum Command {
     GenTriggers(GenTriggersArgs),
     /// Retention: purge changes older than the `[retention]` policy.
     Retention(RetentionArgs),
-    /// Check that every table in `[coverage] expected_tables` is captured (exit 1 if not).
+    /// Check that every table in `[coverage] expected_tables` (or, with --all, of a schema) is
+    /// captured (exit 1 if not).
     VerifyCoverage(VerifyCoverageArgs),
     /// Check the install, indexes, coverage, replica mode, privileges and orphan changes;
     /// print each finding with its fix (exit 1 on errors).
@@ -185,6 +186,12 @@ pub struct VerifyCoverageArgs {
     /// Database, config file and schema.
     #[command(flatten)]
     pub ops: OpsArgs,
+    /// Also expect every table of a schema (`--in-schema`, default public) to be captured.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: the schema whose tables must be captured (default public).
+    #[arg(long, requires = "all")]
+    pub in_schema: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
@@ -375,8 +382,22 @@ pub struct HardeningArgs {
 #[derive(Debug, Clone, Args)]
 pub struct GenTriggersArgs {
     /// Tables to audit, comma separated (`posts,billing.invoices`, quote mixed case: `"Users"`).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub tables: Vec<String>,
+    /// Audit every table of a schema (`--in-schema`, default public); needs --database-url.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: the schema whose tables are audited (default public).
+    #[arg(long, requires = "all")]
+    pub in_schema: Option<String>,
+    /// With --all: tables of the schema to leave out, comma separated.
+    #[arg(long, value_delimiter = ',', requires = "all")]
+    pub except: Vec<String>,
     /// Store prior values of changed columns (`changed_from`) for these tables.
     #[arg(long)]
     pub store_changed_from: bool,

@@ -25,11 +25,31 @@ pub(crate) async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
                 .cloned(),
         );
 
+    let mut conn = match &args.db.database_url {
+        Some(_) => Some(crate::connect::connection(&args.db).await?),
+        None => None,
+    };
+
+    let names = match conn.as_mut() {
+        Some(conn) if args.all => {
+            whole_schema(conn, &install, &args, |t| configured.get(t).cloned()).await?
+        }
+        None if args.all => anyhow::bail!(
+            "--all reads the schema's tables from the database; pass --database-url (or set DATABASE_URL)"
+        ),
+        _ => {
+            let mut names = Vec::new();
+            for raw in args.tables.iter().filter(|t| !t.trim().is_empty()) {
+                let table: TableName = raw
+                    .parse()
+                    .with_context(|| format!("invalid table name {raw:?} in --tables"))?;
+                names.push(table);
+            }
+            names
+        }
+    };
     let mut tables = Vec::new();
-    for raw in args.tables.iter().filter(|t| !t.trim().is_empty()) {
-        let table: TableName = raw
-            .parse()
-            .with_context(|| format!("invalid table name {raw:?} in --tables"))?;
+    for table in names {
         let policy = configured
             .get(&table)
             .cloned()
@@ -39,13 +59,13 @@ pub(crate) async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(
         !tables.is_empty(),
-        "--tables is empty; name at least one table, e.g. --tables posts"
+        "{}",
+        if args.all {
+            "no table to audit: the schema has no tables (left out by --except or not created yet)"
+        } else {
+            "--tables is empty; name at least one table, e.g. --tables posts"
+        }
     );
-
-    let mut conn = match &args.db.database_url {
-        Some(_) => Some(crate::connect::connection(&args.db).await?),
-        None => None,
-    };
     if let Some(conn) = conn.as_mut() {
         let installed = Installed::read(conn, &install.schema).await?;
         let given_by = if args.hardening.owner_role.is_some() {
@@ -103,6 +123,82 @@ pub(crate) async fn run(args: GenTriggersArgs) -> anyhow::Result<ExitCode> {
     output::write_atomic(&path, &sql)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--all`: every table of `--in-schema` (default public) but the `--except` ones. Fails,
+/// naming them all, on an unknown `--except` table and on tables without a primary key whose
+/// policy (`policy_of`, from threadline.toml) sets no `key_columns`.
+async fn whole_schema(
+    conn: &mut PgConnection,
+    install: &InstallOptions,
+    args: &GenTriggersArgs,
+    policy_of: impl Fn(&TableName) -> Option<TableCapture>,
+) -> anyhow::Result<Vec<TableName>> {
+    let schema = in_schema(args.in_schema.as_deref())?;
+    let found = threadline_sqlx::schema_tables(conn, install, &schema)
+        .await
+        .context("cannot list the tables of --in-schema")?;
+    let mut except = Vec::new();
+    for raw in args.except.iter().filter(|t| !t.trim().is_empty()) {
+        let table = TableName::parse_with_default(raw.trim(), &schema)
+            .with_context(|| format!("invalid table name {raw:?} in --except"))?;
+        except.push(table);
+    }
+    let unknown: Vec<String> = except
+        .iter()
+        .filter(|e| !found.iter().any(|f| &f.table == *e))
+        .map(TableName::display_name)
+        .collect();
+    anyhow::ensure!(
+        unknown.is_empty(),
+        "--except names {}, which is not a table of schema {} (its tables: {})",
+        unknown.join(", "),
+        schema.quoted(),
+        found
+            .iter()
+            .map(|t| t.table.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let chosen: Vec<&threadline_sqlx::SchemaTable> = found
+        .iter()
+        .filter(|t| !except.contains(&t.table))
+        .collect();
+    let keyless: Vec<String> = chosen
+        .iter()
+        .filter(|t| {
+            !t.has_primary_key && policy_of(&t.table).is_none_or(|p| p.key_columns.is_none())
+        })
+        .map(|t| t.table.display_name())
+        .collect();
+    if !keyless.is_empty() {
+        let fixes: Vec<String> = keyless
+            .iter()
+            .map(|name| {
+                format!(
+                    "  {name}: add a primary key, or set key_columns under [capture.tables.\"{name}\"] in {}",
+                    args.config.display()
+                )
+            })
+            .collect();
+        anyhow::bail!(
+            "{} table(s) of schema {} have no primary key, so their changes cannot be keyed:\n{}\nor leave them out with --except {}",
+            keyless.len(),
+            schema.quoted(),
+            fixes.join("\n"),
+            keyless.join(",")
+        );
+    }
+    Ok(chosen.into_iter().map(|t| t.table.clone()).collect())
+}
+
+/// The `--in-schema` value (default public) as an identifier.
+pub(crate) fn in_schema(raw: Option<&str>) -> anyhow::Result<Ident> {
+    match raw {
+        None => Ok(Ident::new(threadline_core::DEFAULT_SCHEMA).map_err(anyhow::Error::from)?),
+        Some(raw) => Ident::parse(raw.trim())
+            .with_context(|| format!("invalid schema name {raw:?} in --in-schema")),
+    }
 }
 
 /// The Threadline install in the audit schema, as the catalog shows it.

@@ -9,13 +9,31 @@ use crate::cli::{ReportFormat, VerifyCoverageArgs};
 
 pub(crate) async fn run(args: VerifyCoverageArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
-    let expected = config.expected_tables()?;
+    let mut expected = config.expected_tables()?;
     anyhow::ensure!(
-        !expected.is_empty(),
-        "no tables to check: list the tables that must be audited in {} under [coverage], e.g. expected_tables = [\"users\", \"posts\"]",
+        args.all || !expected.is_empty(),
+        "no tables to check: list the tables that must be audited in {} under [coverage], e.g. expected_tables = [\"users\", \"posts\"], or pass --all to check every table of a schema",
         args.ops.config.display()
     );
     let pool = crate::connect::pool(&args.ops.db).await?;
+    if args.all {
+        let schema = crate::gen_triggers::in_schema(args.in_schema.as_deref())?;
+        let mut conn = pool.acquire().await.context("cannot connect")?;
+        let tables = threadline_sqlx::schema_tables(&mut conn, &install, &schema)
+            .await
+            .context("cannot list the tables of --in-schema")?;
+        drop(conn);
+        anyhow::ensure!(
+            !tables.is_empty(),
+            "schema {} has no tables to check",
+            schema.quoted()
+        );
+        for t in tables {
+            if !expected.contains(&t.table) {
+                expected.push(t.table);
+            }
+        }
+    }
     let check = threadline_sqlx::verify_coverage(&pool, &install, &config, &expected)
         .await
         .context("cannot read the catalog")?;

@@ -23,24 +23,29 @@ pub enum ChangeOp {
     Delete,
     /// A baseline image of a row that predates capture; `data_after` holds it.
     Snapshot,
+    /// The table was truncated: `table_pk` is `{}` and `data_before` is `{"rows": N}`, the
+    /// number of rows removed (see [`AuditChange::rows_removed`]).
+    Truncate,
 }
 
 impl ChangeOp {
     /// Every operation, in the order above.
-    pub const ALL: [ChangeOp; 4] = [
+    pub const ALL: [ChangeOp; 5] = [
         ChangeOp::Insert,
         ChangeOp::Update,
         ChangeOp::Delete,
         ChangeOp::Snapshot,
+        ChangeOp::Truncate,
     ];
 
-    /// The stored name: `insert`, `update`, `delete` or `snapshot`.
+    /// The stored name: `insert`, `update`, `delete`, `snapshot` or `truncate`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ChangeOp::Insert => "insert",
             ChangeOp::Update => "update",
             ChangeOp::Delete => "delete",
             ChangeOp::Snapshot => "snapshot",
+            ChangeOp::Truncate => "truncate",
         }
     }
 }
@@ -51,9 +56,9 @@ impl fmt::Display for ChangeOp {
     }
 }
 
-/// An operation name that is not `insert`, `update`, `delete` or `snapshot`.
+/// An operation name that is not `insert`, `update`, `delete`, `snapshot` or `truncate`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown operation {0:?}; use one of insert, update, delete, snapshot")]
+#[error("unknown operation {0:?}; use one of insert, update, delete, snapshot, truncate")]
 pub struct UnknownOp(pub String);
 
 impl FromStr for ChangeOp {
@@ -106,11 +111,20 @@ impl AuditChange {
     }
 
     /// The row image this change left behind (`data_after`), or the last image for a delete
-    /// (`data_before`).
+    /// (`data_before`); `None` for a truncate, which has no row.
     pub fn image(&self) -> Option<&Value> {
         match self.op {
             ChangeOp::Delete => self.data_before.as_ref(),
+            ChangeOp::Truncate => None,
             _ => self.data_after.as_ref(),
+        }
+    }
+
+    /// For a truncate, the number of rows it removed (`data_before.rows`); `None` otherwise.
+    pub fn rows_removed(&self) -> Option<i64> {
+        match self.op {
+            ChangeOp::Truncate => self.data_before.as_ref()?.get("rows")?.as_i64(),
+            _ => None,
         }
     }
 }
@@ -158,9 +172,10 @@ mod tests {
             assert_eq!(op.as_str().parse::<ChangeOp>(), Ok(op));
             assert_eq!(serde_json::to_value(op).unwrap(), Value::from(op.as_str()));
         }
+        assert_eq!("truncate".parse::<ChangeOp>(), Ok(ChangeOp::Truncate));
         assert_eq!(
-            "truncate".parse::<ChangeOp>(),
-            Err(UnknownOp("truncate".into()))
+            "truncated".parse::<ChangeOp>(),
+            Err(UnknownOp("truncated".into()))
         );
         assert_eq!(
             "INSERT".parse::<ChangeOp>(),

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::ident::Ident;
-use crate::redaction::{ResolvedPolicy, TableCapture};
+use crate::redaction::{ResolvedPolicy, TableCapture, TruncateCapture};
 
 /// Why the policy stored in a capture function's comment cannot be read.
 #[non_exhaustive]
@@ -90,6 +90,8 @@ pub fn stored_form(policy: &ResolvedPolicy) -> TableCapture {
             .key_columns
             .as_ref()
             .map(|k| k.iter().map(|c| c.as_str().to_owned()).collect()),
+        truncate: Some(policy.truncate),
+        truncate_row_limit: Some(policy.truncate_row_limit),
     }
 }
 
@@ -117,6 +119,13 @@ pub enum PolicyDifference {
         /// The stored placeholder.
         stored: String,
         /// The local placeholder.
+        local: String,
+    },
+    /// `truncate` or `truncate_row_limit` differs.
+    Truncate {
+        /// The stored setting, e.g. `images (limit 100000)`.
+        stored: String,
+        /// The local setting.
         local: String,
     },
 }
@@ -149,6 +158,10 @@ impl fmt::Display for PolicyDifference {
             PolicyDifference::MaskPlaceholder { stored, local } => write!(
                 f,
                 "mask_placeholder: {stored:?} in the stored policy, {local:?} in threadline.toml"
+            ),
+            PolicyDifference::Truncate { stored, local } => write!(
+                f,
+                "truncate: {stored} in the stored policy, {local} in threadline.toml"
             ),
         }
     }
@@ -204,6 +217,16 @@ pub fn policy_differences(
             stored: stored.store_changed_from,
         });
     }
+    let truncate = |p: &ResolvedPolicy| match p.truncate {
+        TruncateCapture::Count => "count".to_owned(),
+        mode => format!("{} (limit {})", mode.as_str(), p.truncate_row_limit),
+    };
+    if truncate(stored) != truncate(local) {
+        out.push(PolicyDifference::Truncate {
+            stored: truncate(stored),
+            local: truncate(local),
+        });
+    }
     if stored.placeholder != local.placeholder {
         out.push(PolicyDifference::MaskPlaceholder {
             stored: stored.placeholder.clone(),
@@ -230,7 +253,7 @@ mod tests {
         let comment = capture_comment("threadline:capture:v1:0123", &policy);
         assert_eq!(
             comment,
-            "threadline:capture:v1:0123\n{\"exclude\":[],\"mask\":[\"b\",\"email\"],\"mask_placeholder\":\"***\",\"store_changed_from\":true,\"except_columns\":[\"updated_at\"],\"key_columns\":[\"id\"]}"
+            "threadline:capture:v1:0123\n{\"exclude\":[],\"mask\":[\"b\",\"email\"],\"mask_placeholder\":\"***\",\"store_changed_from\":true,\"except_columns\":[\"updated_at\"],\"key_columns\":[\"id\"],\"truncate\":\"count\",\"truncate_row_limit\":100000}"
         );
         let parsed = CaptureComment::parse(&comment);
         assert_eq!(parsed.stamp, "threadline:capture:v1:0123");

@@ -78,7 +78,8 @@ pub use ident::{
     DEFAULT_SCHEMA, Ident, IdentError, MAX_IDENT_BYTES, TableName, quote_ident, quote_literal,
 };
 pub use redaction::{
-    DEFAULT_MASK_PLACEHOLDER, MAX_PLACEHOLDER_CHARS, PolicyError, ResolvedPolicy, TableCapture,
+    DEFAULT_MASK_PLACEHOLDER, DEFAULT_TRUNCATE_ROW_LIMIT, MAX_PLACEHOLDER_CHARS, PolicyError,
+    ResolvedPolicy, TableCapture, TruncateCapture,
 };
 pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{

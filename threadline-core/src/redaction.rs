@@ -13,6 +13,34 @@ pub const DEFAULT_MASK_PLACEHOLDER: &str = "[REDACTED]";
 /// Longest accepted mask placeholder, in characters.
 pub const MAX_PLACEHOLDER_CHARS: usize = 200;
 
+/// The default `truncate_row_limit`: the most rows a `truncate = "images"` table may hold when
+/// it is truncated (see [`TableCapture::truncate_row_limit`]).
+pub const DEFAULT_TRUNCATE_ROW_LIMIT: u64 = 100_000;
+
+/// What a `TRUNCATE` of an audited table records (`truncate` in `threadline.toml`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TruncateCapture {
+    /// One `op = 'truncate'` change with the number of rows removed (`{"rows": N}` in
+    /// `data_before`).
+    #[default]
+    Count,
+    /// The `truncate` change, and every removed row's pre-image as a `delete` change in the
+    /// same transaction. A table holding more than the row limit refuses the `TRUNCATE`.
+    Images,
+}
+
+impl TruncateCapture {
+    /// The name used in `threadline.toml`: `count` or `images`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TruncateCapture::Count => "count",
+            TruncateCapture::Images => "images",
+        }
+    }
+}
+
 /// Why a capture policy is invalid.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +61,11 @@ pub enum PolicyError {
     /// The placeholder holds a control character.
     #[error("`mask_placeholder` contains a control character; use printable text only")]
     PlaceholderControlChar,
+    /// `truncate_row_limit` is zero.
+    #[error(
+        "`truncate_row_limit` is 0; use a positive number of rows (default {DEFAULT_TRUNCATE_ROW_LIMIT}), or `truncate = \"count\"` to record only the number of rows"
+    )]
+    ZeroTruncateLimit,
     /// A column name is not a valid identifier.
     #[error("invalid column name in `{list}`")]
     InvalidColumn {
@@ -92,6 +125,13 @@ pub struct TableCapture {
     /// Key columns for a table without a primary key (or to override it).
     #[serde(default)]
     pub key_columns: Option<Vec<String>>,
+    /// What a `TRUNCATE` records: `count` (the default) or `images`.
+    #[serde(default)]
+    pub truncate: Option<TruncateCapture>,
+    /// With `truncate = "images"`: the most rows the table may hold when truncated; a larger
+    /// `TRUNCATE` is refused (default [`DEFAULT_TRUNCATE_ROW_LIMIT`]).
+    #[serde(default)]
+    pub truncate_row_limit: Option<u64>,
 }
 
 impl TableCapture {
@@ -137,6 +177,20 @@ impl TableCapture {
         self
     }
 
+    /// Sets what a `TRUNCATE` records.
+    #[must_use]
+    pub fn truncate(mut self, mode: TruncateCapture) -> Self {
+        self.truncate = Some(mode);
+        self
+    }
+
+    /// Sets the row limit for `truncate = "images"`.
+    #[must_use]
+    pub fn truncate_row_limit(mut self, rows: u64) -> Self {
+        self.truncate_row_limit = Some(rows);
+        self
+    }
+
     /// The effective placeholder.
     pub fn placeholder(&self) -> &str {
         self.mask_placeholder
@@ -145,7 +199,7 @@ impl TableCapture {
     }
 
     /// Merges another policy into this one (lists are unioned, flags are or-ed,
-    /// a placeholder or key list in `other` wins).
+    /// a placeholder, key list or truncate setting in `other` wins).
     #[must_use]
     pub fn merge(mut self, other: &TableCapture) -> Self {
         self.exclude.extend(other.exclude.iter().cloned());
@@ -158,6 +212,12 @@ impl TableCapture {
         }
         if other.key_columns.is_some() {
             self.key_columns.clone_from(&other.key_columns);
+        }
+        if other.truncate.is_some() {
+            self.truncate = other.truncate;
+        }
+        if other.truncate_row_limit.is_some() {
+            self.truncate_row_limit = other.truncate_row_limit;
         }
         self
     }
@@ -191,6 +251,12 @@ impl TableCapture {
         if placeholder.chars().any(char::is_control) {
             return Err(PolicyError::PlaceholderControlChar);
         }
+        let truncate_row_limit = self
+            .truncate_row_limit
+            .unwrap_or(DEFAULT_TRUNCATE_ROW_LIMIT);
+        if truncate_row_limit == 0 {
+            return Err(PolicyError::ZeroTruncateLimit);
+        }
         Ok(ResolvedPolicy {
             exclude,
             mask,
@@ -198,6 +264,8 @@ impl TableCapture {
             key_columns: key,
             placeholder: placeholder.to_owned(),
             store_changed_from: self.store_changed_from,
+            truncate: self.truncate.unwrap_or_default(),
+            truncate_row_limit,
         })
     }
 }
@@ -217,6 +285,10 @@ pub struct ResolvedPolicy {
     pub placeholder: String,
     /// Whether `changed_from` is stored.
     pub store_changed_from: bool,
+    /// What a `TRUNCATE` records.
+    pub truncate: TruncateCapture,
+    /// With [`TruncateCapture::Images`]: the most rows a truncated table may hold.
+    pub truncate_row_limit: u64,
 }
 
 fn column(list: &'static str, name: &str) -> Result<Ident, PolicyError> {

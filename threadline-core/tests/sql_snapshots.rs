@@ -1,6 +1,8 @@
 //! Snapshot tests of generated SQL, and the drift check of the canonical migration.
 
-use threadline_core::{CapturePlan, Ident, InstallOptions, TableCapture, install_sql};
+use threadline_core::{
+    CapturePlan, Ident, InstallOptions, TableCapture, TruncateCapture, install_sql,
+};
 
 fn ident(s: &str) -> Ident {
     Ident::new(s).unwrap()
@@ -38,6 +40,29 @@ fn capture_sql_snapshot_with_full_policy() {
     )
     .unwrap();
     insta::assert_snapshot!("capture_users", plan.sql());
+}
+
+/// `truncate = "images"`: the refusal over the limit, the redacted `delete` images, then the
+/// `truncate` change; only the TRUNCATE branch is snapshotted (the rest is as above).
+#[test]
+fn capture_sql_snapshot_truncate_images() {
+    let policy = TableCapture::default()
+        .mask(["email"])
+        .truncate(TruncateCapture::Images)
+        .truncate_row_limit(500);
+    let plan = CapturePlan::new(
+        &InstallOptions::default(),
+        "users".parse().unwrap(),
+        Some(vec![ident("id")]),
+        None,
+        &policy,
+    )
+    .unwrap();
+    let sql = plan.sql();
+    let start = sql.find("    ELSIF TG_OP = 'TRUNCATE'").unwrap();
+    let end = start + sql[start..].find("    ELSIF TG_OP = 'UPDATE'").unwrap();
+    insta::assert_snapshot!("capture_truncate_images", &sql[start..end]);
+    assert!(sql.contains("\"truncate\":\"images\",\"truncate_row_limit\":500"));
 }
 
 #[test]

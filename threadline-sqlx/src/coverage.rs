@@ -157,3 +157,79 @@ pub async fn assert_capture_ready(
         None => Err(Error::TableNotFound(table.display_name())),
     }
 }
+
+/// A table of a schema, as [`schema_tables`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaTable {
+    /// The table.
+    pub table: TableName,
+    /// Whether it has a primary key (without one, capture needs `key_columns`).
+    pub has_primary_key: bool,
+}
+
+const SCHEMA_TABLES: &str = "SELECT c.relname::text,
+        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND NOT (n.nspname = $2 AND c.relname = ANY ($3))
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    ORDER BY 1";
+
+/// Every table of `schema` that can be audited, sorted by name: plain and partitioned tables,
+/// without partitions (capture goes on the parent), tables owned by extensions and the audit
+/// tables. A schema that does not exist is [`Error::InvalidInput`], naming the schemas that do.
+///
+/// ```no_run
+/// # async fn run(conn: &mut sqlx::PgConnection) -> threadline_sqlx::Result<()> {
+/// use threadline_sqlx::{Ident, InstallOptions, schema_tables};
+/// let public = Ident::new("public").unwrap();
+/// for t in schema_tables(conn, &InstallOptions::default(), &public).await? {
+///     println!("{} (primary key: {})", t.table.display_name(), t.has_primary_key);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn schema_tables(
+    conn: &mut sqlx::PgConnection,
+    install: &InstallOptions,
+    schema: &Ident,
+) -> Result<Vec<SchemaTable>> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        let schemas: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace
+             WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%' ORDER BY 1",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        return Err(Error::invalid(
+            "schema",
+            format!(
+                "schema {} does not exist; existing schemas: {} (quote mixed case as \"Name\")",
+                schema.quoted(),
+                schemas.join(", ")
+            ),
+        ));
+    }
+    let rows: Vec<(String, bool)> = sqlx::query_as(SCHEMA_TABLES)
+        .bind(schema.as_str())
+        .bind(install.schema.as_str())
+        .bind(AUDIT_TABLES.as_slice())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter()
+        .map(|(name, has_primary_key)| {
+            let name = Ident::new(name)
+                .map_err(|e| Error::invalid("table", format!("unusable table name: {e}")))?;
+            Ok(SchemaTable {
+                table: TableName::new(schema.clone(), name),
+                has_primary_key,
+            })
+        })
+        .collect()
+}

@@ -177,12 +177,20 @@ async fn check_install(
     .bind(format!("{}.audit_changes", install.schema))
     .fetch_all(pool)
     .await?;
-    for (name, def) in op_checks.iter().filter(|(_, d)| !d.contains("'snapshot'")) {
+    for (name, def) in &op_checks {
+        let refused: Vec<&str> = ["'snapshot'", "'truncate'"]
+            .into_iter()
+            .filter(|op| !def.contains(op))
+            .collect();
+        if refused.is_empty() {
+            continue;
+        }
         findings.push(Finding::problem(
             "install",
             Severity::Error,
             format!(
-                "{schema}.audit_changes check {name} does not allow op 'snapshot' (current installs have no check on op): {def}"
+                "{schema}.audit_changes check {name} does not allow op {} (current installs have no check on op): {def}",
+                refused.join(", ")
             ),
             format!(
                 "ALTER TABLE {}.audit_changes DROP CONSTRAINT {};",

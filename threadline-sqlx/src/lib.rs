@@ -48,7 +48,9 @@ pub use capture_policy::{
     PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };
 pub use context::{ConnectionExt, PoolExt, TransactionExt};
-pub use coverage::{assert_capture_ready, trigger_coverage, verify_coverage};
+pub use coverage::{
+    SchemaTable, assert_capture_ready, schema_tables, trigger_coverage, verify_coverage,
+};
 pub use doctor::{DoctorOptions, doctor};
 pub use error::{Error, Result};
 pub use export::{
@@ -84,6 +86,6 @@ pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CSV_HEADER, CapturePlan,
     ChangeOp, Config, CoverageStatus, DiffOptions, DiffValue, ExportFormat, ExportRecord,
     FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity, TableCapture,
-    TableCoverage, TableName, change_diff, change_diff_with,
+    TableCoverage, TableName, TruncateCapture, change_diff, change_diff_with,
 };
 pub use threadline_core::{PolicyDifference, StoredPolicyError};

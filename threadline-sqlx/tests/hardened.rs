@@ -451,3 +451,35 @@ async fn a_forged_transaction_cache_cannot_attach_changes_to_another_transaction
     assert_ne!(action.transaction_id, Some(victim));
     assert!(action.transaction_id.is_some());
 }
+
+#[tokio::test]
+async fn truncate_is_captured_as_the_owner_and_the_application_cannot_truncate_the_trail() {
+    let h = Hardened::new().await;
+    h.db()
+        .exec(&format!("GRANT TRUNCATE ON posts TO \"{}\"", h.app))
+        .await;
+    let mut app = h.app_conn().await;
+    sqlx::raw_sql("INSERT INTO posts VALUES (1, 'a', NULL), (2, 'b', NULL); TRUNCATE posts")
+        .execute(&mut app)
+        .await
+        .unwrap();
+    let recorded: (String, serde_json::Value, Option<serde_json::Value>) = sqlx::query_as(
+        "SELECT op, table_pk, data_before FROM audit_changes ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded,
+        ("truncate".into(), json!({}), Some(json!({"rows": 2})))
+    );
+    for table in ["audit_changes", "audit_transactions", "audit_actions"] {
+        let state = refused(&mut app, &format!("TRUNCATE {table}")).await;
+        assert_eq!(state, "42501", "TRUNCATE {table}");
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_changes")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(kept, 3);
+}

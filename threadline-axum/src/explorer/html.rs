@@ -176,6 +176,10 @@ impl View<'_> {
 
     /// The row's key, linked to its history.
     pub(super) fn row_link(&self, change: &AuditChange) -> Markup {
+        if change.op == ChangeOp::Truncate {
+            // A truncate has no row: its key is `{}`.
+            return html! { span.muted { "all rows" } };
+        }
         let table = table_display(change);
         let pk = pk_param(&change.table_pk);
         html! {
@@ -188,6 +192,9 @@ impl View<'_> {
     /// A link to the row's state right after `change`: "as of" the change's full capture time
     /// (microseconds, as stored), which includes the change itself.
     pub(super) fn as_of_link(&self, change: &AuditChange) -> Markup {
+        if change.op == ChangeOp::Truncate {
+            return changed_fields(change);
+        }
         let table = table_display(change);
         let pk = pk_param(&change.table_pk);
         let at = time_param(change.captured_at);
@@ -258,6 +265,10 @@ pub(super) fn changed_fields(change: &AuditChange) -> Markup {
         (ChangeOp::Insert, _) => html! { span.muted { "new row" } },
         (ChangeOp::Delete, _) => html! { span.muted { "row deleted" } },
         (ChangeOp::Snapshot, _) => html! { span.muted { "baseline snapshot" } },
+        (ChangeOp::Truncate, _) => match change.rows_removed() {
+            Some(n) => html! { span.muted { "table truncated (" (n) " rows removed)" } },
+            None => html! { span.muted { "table truncated" } },
+        },
         _ => html! { span.muted { "—" } },
     }
 }

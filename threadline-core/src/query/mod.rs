@@ -203,13 +203,15 @@ pub fn changes_select(schema: &Ident) -> String {
 }
 
 /// Reads what `history` and `as_of` need to know about a table: one stored `table_pk` (its
-/// keys are the key columns) and whether the table exists now. Returns one row
+/// keys are the key columns; a truncate's empty key is skipped) and whether the table exists
+/// now. Returns one row
 /// `(sample jsonb, table_exists bool)`.
 pub fn table_key_sample(schema: &Ident, table: &TableName) -> Statement {
     Statement {
         sql: in_schema(
             "SELECT (SELECT c.table_pk FROM @S.audit_changes c \
                      WHERE c.table_name = $1 AND c.table_schema = $2 \
+                       AND c.table_pk <> '{}'::jsonb \
                      ORDER BY c.table_pk LIMIT 1) AS sample, \
                     to_regclass($3) IS NOT NULL AS table_exists",
             schema,

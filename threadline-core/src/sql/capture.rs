@@ -14,6 +14,10 @@
 //! * Redaction works on the image and is guarded: when a key or redacted column disappears (a
 //!   rename), the shared `threadline_check_shape` function refuses the write instead of
 //!   capturing a value unredacted.
+//! * `TRUNCATE` fires a `BEFORE TRUNCATE` statement trigger (the rows are still there): it
+//!   records one `op = 'truncate'` change with an empty key and `{"rows": N}` in `data_before`,
+//!   and with `truncate = "images"` every row's redacted image as a `delete` first, refusing
+//!   the `TRUNCATE` when the table holds more rows than the policy's limit.
 //! * The transaction row id is read from the transaction-local cache inline; the shared
 //!   `threadline_transaction_id()` runs only on a miss, and only when a row is captured.
 //!
@@ -23,17 +27,19 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::ident::{Ident, TableName, quote_literal};
-use crate::redaction::{PolicyError, ResolvedPolicy, TableCapture};
+use crate::redaction::{PolicyError, ResolvedPolicy, TableCapture, TruncateCapture};
 use crate::sql::install::{AUDIT_TABLES, InstallOptions};
 use crate::sql::{dollar_tag, fnv1a};
 
-/// Names of the triggers every audited table gets (insert, update, delete, and the row-level
-/// update trigger for rows whose key changes, or for every row with explicit key columns).
-pub const TRIGGER_NAMES: [&str; 4] = [
+/// Names of the triggers every audited table gets (insert, update, delete, the row-level
+/// update trigger for rows whose key changes, or for every row with explicit key columns, and
+/// the `BEFORE TRUNCATE` trigger).
+pub const TRIGGER_NAMES: [&str; 5] = [
     "threadline_capture_insert",
     "threadline_capture_update",
     "threadline_capture_delete",
     "threadline_capture_update_row",
+    "threadline_capture_truncate",
 ];
 
 /// Prefix of the stamp written as the capture function's comment.
@@ -222,11 +228,12 @@ impl CapturePlan {
         out.push_str(&super::harden::capture_hardening(
             self.owner_role.as_ref(),
             &f,
+            t,
         ));
         for name in TRIGGER_NAMES {
             let _ = writeln!(out, "DROP TRIGGER IF EXISTS {name} ON {t};");
         }
-        let [insert, update, delete, update_row] = TRIGGER_NAMES;
+        let [insert, update, delete, update_row, truncate] = TRIGGER_NAMES;
         let _ = writeln!(
             out,
             "CREATE TRIGGER {insert} AFTER INSERT ON {t}\n    REFERENCING NEW TABLE AS threadline_new\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();"
@@ -234,6 +241,11 @@ impl CapturePlan {
         let _ = writeln!(
             out,
             "CREATE TRIGGER {delete} AFTER DELETE ON {t}\n    REFERENCING OLD TABLE AS threadline_old\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();"
+        );
+        // BEFORE: the rows are still there to be counted (and imaged).
+        let _ = writeln!(
+            out,
+            "CREATE TRIGGER {truncate} BEFORE TRUNCATE ON {t}\n    FOR EACH STATEMENT EXECUTE FUNCTION {f}();"
         );
         if self.key_is_explicit {
             // Explicit key columns need not be unique, so rows cannot be paired by key.
@@ -441,6 +453,7 @@ END
                 ),
             )
         };
+        let truncate = self.truncate_sql(&tx, &shape_ok("c.j"));
         let body = format!(
             "#variable_conflict use_variable
 DECLARE
@@ -452,6 +465,7 @@ DECLARE
     v_name text;
     v_keys text;
     v_moved jsonb;
+    v_rows bigint;
 BEGIN
     IF split_part(v_cache, ':', 1) = txid_current()::text THEN
         v_tx := split_part(v_cache, ':', 2)::bigint;
@@ -471,7 +485,8 @@ BEGIN
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
 {insert}    ELSIF TG_OP = 'DELETE' THEN
-{delete}{update}    END IF;
+{delete}    ELSIF TG_OP = 'TRUNCATE' THEN
+{truncate}{update}    END IF;
     RETURN NULL;
 END
 ",
@@ -488,6 +503,51 @@ END
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger\nLANGUAGE plpgsql AS {tag}\n{body}{tag};\n",
             self.function_name()
         )
+    }
+
+    /// The `TRUNCATE` branch of the capture function: counts the rows (`ONLY`: a truncated
+    /// inheritance child fires its own trigger), with `images` refuses a table over the limit
+    /// and captures every row as a `delete`, then records the `truncate` change.
+    fn truncate_sql(&self, tx: &str, shape: &str) -> String {
+        let s = &self.schema;
+        let t = &self.table;
+        let p = &self.policy;
+        let mut out = String::new();
+        match p.truncate {
+            TruncateCapture::Count => {
+                let _ = writeln!(out, "        SELECT count(*) INTO v_rows FROM ONLY {t};");
+            }
+            TruncateCapture::Images => {
+                let limit = p.truncate_row_limit;
+                // Counting stops one past the limit, so a huge table is refused without a full scan.
+                let _ = write!(
+                    out,
+                    "        SELECT count(*) INTO v_rows FROM (SELECT 1 FROM ONLY {t} LIMIT {over}) AS r;
+        IF v_rows > {limit} THEN
+            RAISE EXCEPTION 'threadline: TRUNCATE of % refused: it holds more than % rows, and its capture policy (truncate = \"images\") stores every removed row', {name}, {limit}
+                USING HINT = 'delete the rows in batches instead, or raise truncate_row_limit (or set truncate = \"count\") in threadline.toml and regenerate the capture',
+                      ERRCODE = 'program_limit_exceeded';
+        END IF;
+        INSERT INTO {s}.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data_before)
+        SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, 'delete', {image}
+        FROM (SELECT to_jsonb(r.*) AS j FROM ONLY {t} AS r OFFSET 0) AS c
+        WHERE {shape};
+",
+                    over = limit.saturating_add(1),
+                    name = quote_literal(&t.display_name()),
+                    pk = self.key_expr("c.j"),
+                    image = self.redact_expr("c.j"),
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "        INSERT INTO {s}.audit_changes
+            (transaction_id, table_schema, table_name, table_pk, op, data_before)
+        VALUES ({tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, '{{}}'::jsonb, 'truncate', jsonb_build_object('rows', v_rows));"
+        );
+        out
     }
 
     /// The audit schema.

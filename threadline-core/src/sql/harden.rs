@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ident::{Ident, quote_literal};
+use crate::ident::{Ident, TableName, quote_literal};
 use crate::sql::install::{AUDIT_TABLES, InstallOptions};
 
 /// The `search_path` pinned on every hardened function.
@@ -101,14 +101,23 @@ END
 }
 
 /// Hardening statements for one capture function; empty without an owner role.
-pub(crate) fn capture_hardening(owner: Option<&Ident>, function: &str) -> String {
+///
+/// The owner role gets `SELECT` on the audited table: the `TRUNCATE` trigger, running as the
+/// owner, counts (or images) the rows about to be removed. It sees no more than the insert,
+/// update and delete triggers already hand it through their transition tables.
+pub(crate) fn capture_hardening(
+    owner: Option<&Ident>,
+    function: &str,
+    table: &TableName,
+) -> String {
     let Some(owner) = owner else {
         return String::new();
     };
     format!(
         "ALTER FUNCTION {function}() OWNER TO {owner};\n\
          ALTER FUNCTION {function}() SECURITY DEFINER SET search_path = {PINNED_SEARCH_PATH};\n\
-         REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n"
+         REVOKE ALL ON FUNCTION {function}() FROM PUBLIC;\n\
+         GRANT SELECT ON TABLE {table} TO {owner};\n"
     )
 }
 
