@@ -526,6 +526,9 @@ pub fn plan_step(
         ChangeOp::Insert | ChangeOp::Snapshot => (StepAction::Delete, change.data_after.as_ref()),
         ChangeOp::Delete => (StepAction::Insert, change.data_before.as_ref()),
         ChangeOp::Update => (StepAction::Update, change.data_after.as_ref()),
+        // The rows come back from their `delete` images (`truncate = "images"`), which are
+        // steps of their own; the truncate record itself holds only a count.
+        ChangeOp::Truncate => (StepAction::Insert, None),
     };
     let mut step = RevertStep {
         change_id: change.id,
@@ -543,6 +546,14 @@ pub fn plan_step(
         step.status = StepStatus::NotRevertible { reason };
         step
     };
+    if change.op == ChangeOp::Truncate {
+        return fail(
+            step,
+            format!(
+                "a TRUNCATE of {name} records only how many rows it removed; with truncate = \"images\" the removed rows are separate delete changes, which revert (skip this step to restore them)"
+            ),
+        );
+    }
     if table.columns.is_empty() {
         return fail(step, format!("table {} no longer exists", name));
     }
