@@ -5,7 +5,7 @@
 //!   the database.
 //! * [`Audit`] extracts that context; `Option<Audit>` when the layer may be absent.
 //! * [`AuditedTx`] (feature `sqlx`, on by default) begins a transaction on the pool of the
-//!   [`Threadline`](threadline_sqlx::Threadline) handle in the router state
+//!   [`Threadline`] handle in the router state
 //!   (`Threadline: FromRef<S>`) with the context already applied; the handler commits.
 //! * [`audited`] (feature `sqlx`) records a semantic action in `audit_actions` after the
 //!   handler runs: status `ok` for 2xx/3xx, else `error`, with the request's actor, request
