@@ -59,13 +59,14 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 export PORT
 
 cd "$APP"
-(cd "$APP" && cargo build -q --offline)
+# Offline first (the workspace build fetched every locked crate); online if something is missing.
+cargo build -q --offline || cargo build -q
 
 # `cargo run` in the guide's blocks: stop the running instance, start the binary, wait for it.
 cargo() {
     [ "$1" = run ] || { command cargo "$@"; return; }
     if [ -n "$APP_PID" ]; then kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; fi
-    command cargo build -q --offline
+    command cargo build -q --offline || command cargo build -q
     "$CARGO_TARGET_DIR/debug/blog" >"$WORK/app.log" 2>&1 &
     APP_PID=$!
     for _ in $(seq 1 50); do
