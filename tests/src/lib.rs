@@ -19,6 +19,12 @@ use threadline_test_support::TestDb;
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+/// Every Rust snippet of the getting-started guide compiles (`.ci/step-getting-started.sh`
+/// also builds and runs them as a new crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../guides/getting-started.md")]
+pub struct GettingStartedDoctests;
+
 pub mod actix_app;
 pub mod axum_app;
 

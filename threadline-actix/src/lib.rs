@@ -17,7 +17,8 @@
 //! use threadline_actix::{ActorRef, AuditedTx, ThreadlineMiddleware, audited};
 //!
 //! fn actor_fn(req: &HttpRequest) -> Option<ActorRef> {
-//!     ActorRef::user(req.headers().get("x-user-id")?.to_str().ok()?).ok()
+//!     // DEMO ONLY: any client can send `x-user`. Read what your authentication stored.
+//!     ActorRef::user(req.headers().get("x-user")?.to_str().ok()?).ok()
 //! }
 //!
 //! #[audited("post.published")]

@@ -18,8 +18,9 @@
 //! use http::request::Parts;
 //! use threadline_axum::{ActorRef, AuditedTx, ThreadlineLayer, audited};
 //!
+//! // DEMO ONLY: any client can send `x-user`. Read what your authentication layer stored.
 //! fn actor_fn(parts: &Parts) -> Option<ActorRef> {
-//!     let id = parts.headers.get("x-user-id")?.to_str().ok()?;
+//!     let id = parts.headers.get("x-user")?.to_str().ok()?;
 //!     ActorRef::user(id).ok()
 //! }
 //!

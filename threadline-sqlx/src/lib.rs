@@ -1,8 +1,10 @@
 //! Threadline for sqlx: everything that talks to PostgreSQL.
 //!
 //! * [`install`] creates the audit schema; [`audit_table`] attaches capture triggers.
-//! * [`TransactionExt`] sets the actor and context on a transaction (`tx.with_actor(&actor)`)
-//!   and records semantic actions; [`PoolExt::begin_with_context`] does both at once.
+//! * [`TransactionExt`] sets the actor and context on a transaction you already began
+//!   (`tx.with_actor(&actor)`); [`PoolExt::begin_with_context`] begins the transaction and
+//!   sets the context in one round trip. Semantic actions are recorded through the handle
+//!   (`threadline.on(&mut *tx).record_action(..)`).
 //! * [`Threadline`] is the one handle: it carries the pool, the audit schema and the
 //!   [`StatementMode`] (unnamed statements behind PgBouncer in transaction mode), explores the
 //!   trail (`history`, `as_of`, `timeline`, `actor_history`, `transaction`, `count`), records
