@@ -7,8 +7,13 @@
 //! another interval), so that any suite runs against both layouts:
 //!
 //! ```sh
-//! THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx --test capture
+//! THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx --test capture_ops
 //! ```
+//!
+//! The install runs once per server and layout, into a template database that each
+//! [`TestDb::installed`] copies (`CREATE DATABASE ... TEMPLATE`); the template's name carries
+//! an MD5 of the install SQL and the layout, so a changed install SQL never reuses a stale
+//! template. `THREADLINE_TEST_TEMPLATE=off` installs into each test's database instead.
 //!
 //! ```no_run
 //! # async fn t() {
