@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx \
-    --test capture --test capture_policy --test coverage --test doctor --test exploration \
+    --test 'capture_*' --test coverage --test doctor \
+    --test exploration_history --test exploration_timeline --test exploration_transactions \
+    --test exploration_errors --test exploration_schema \
     --test export --test hardened --test partition --test retention --test snapshot

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{config, count, db_with_items, run, threadline, threadline_on};
+use support::{config, db_with_items, run, threadline, threadline_on};
 
 #[test]
 fn dry_run_prints_the_steps_without_a_database() {
@@ -81,11 +81,8 @@ async fn snapshot_records_a_baseline_once() {
         "recorded 5 of 5 rows of public.items as snapshot changes in 3 batches (0 already had their current image in the trail)\n"
     );
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM audit_changes WHERE op = 'snapshot'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_changes WHERE op = 'snapshot'")
+            .await,
         5
     );
     let (code, out, _) = run(threadline_on(&db, dir.path()).args(args));

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{config, count, run, stdout_of, threadline, threadline_on};
+use support::{config, run, stdout_of, threadline, threadline_on};
 use threadline_test_support::TestDb;
 
 #[test]
@@ -109,12 +109,12 @@ async fn ensure_list_doctor_and_retention_on_a_partitioned_install() {
     let (code, _, err) = run(threadline_on(&db, dir.path()).args(["retention", "purge"]));
     assert_eq!(code, 1);
     assert!(err.contains("--execute was not given"), "{err}");
-    assert_eq!(count(&db, "SELECT count(*) FROM audit_changes").await, 1);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 1);
     let out = stdout_of(threadline_on(&db, dir.path()).args(["retention", "purge", "--execute"]));
     assert!(out.contains("2 partitions retired"), "{out}");
-    assert_eq!(count(&db, "SELECT count(*) FROM audit_changes").await, 0);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 0);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         0
     );
 }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{config, count, db_with_items, run, threadline, threadline_on};
+use support::{config, db_with_items, run, threadline, threadline_on};
 
 #[tokio::test]
 async fn purge_refuses_until_enabled_and_executed_then_deletes() {
@@ -46,7 +46,7 @@ async fn purge_refuses_until_enabled_and_executed_then_deletes() {
         out.starts_with("dry run: would delete 2 changes and 1 transactions captured before "),
         "{out}"
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM audit_changes").await, 3);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 3);
 
     config(dir.path(), "[retention]\nenabled = true\nkeep_days = 5\n");
     let (code, _, err) = run(threadline_on(&db, dir.path()).args(purge));
@@ -56,7 +56,7 @@ async fn purge_refuses_until_enabled_and_executed_then_deletes() {
         "{err}"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_changes").await,
+        db.scalar("SELECT count(*) FROM audit_changes").await,
         3,
         "refusals delete nothing"
     );
@@ -71,9 +71,9 @@ async fn purge_refuses_until_enabled_and_executed_then_deletes() {
         "{out}"
     );
     assert!(out.contains(" in 1 batches"), "{out}");
-    assert_eq!(count(&db, "SELECT count(*) FROM audit_changes").await, 1);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         1
     );
 }

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use threadline_sqlx::{ActorRef, InstallOptions, TableCapture, TransactionExt, audit_table};
-use threadline_test_support::TestDb;
+use threadline_test_support::{TestDb, backend_pid};
 
 async fn setup() -> TestDb {
     let db = TestDb::installed().await;
@@ -22,13 +22,6 @@ async fn setup() -> TestDb {
     .await
     .unwrap();
     db
-}
-
-async fn backend_pid(conn: &mut PgConnection) -> i32 {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(conn)
-        .await
-        .unwrap()
 }
 
 async fn terminate(pool: &PgPool, pid: i32) {
@@ -109,10 +102,6 @@ async fn replay_mismatches(pool: &PgPool, purged: bool) -> Vec<String> {
     problems
 }
 
-async fn count(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
 /// Commits a transaction as `actor` that inserts ids `lo..=hi` and bumps ids below `lo`.
 async fn committed_work(db: &TestDb, actor: &str, lo: i64, hi: i64) {
     let mut tx = db.pool.begin().await.unwrap();
@@ -139,7 +128,7 @@ async fn committed_work(db: &TestDb, actor: &str, lo: i64, hi: i64) {
 async fn killed_mid_transaction_leaves_no_trace() {
     let db = setup().await;
     committed_work(&db, "before", 1, 100).await;
-    let before = count(&db.pool, "SELECT count(*) FROM audit_changes").await;
+    let before = db.scalar("SELECT count(*) FROM audit_changes").await;
 
     let mut victim = db.connect().await;
     let pid = backend_pid(&mut victim).await;
@@ -174,15 +163,12 @@ async fn killed_mid_transaction_leaves_no_trace() {
     drop(victim);
 
     assert_eq!(
-        count(&db.pool, "SELECT count(*) FROM audit_changes").await,
+        db.scalar("SELECT count(*) FROM audit_changes").await,
         before
     );
     assert_eq!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM audit_transactions WHERE actor_ref ->> 'id' = 'victim'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_transactions WHERE actor_ref ->> 'id' = 'victim'")
+            .await,
         0
     );
     assert_eq!(trail_mismatches(&db.pool).await, Vec::<String>::new());
@@ -196,7 +182,7 @@ async fn killed_mid_transaction_leaves_no_trace() {
 /// `wait_event` when given), and
 /// checks that the statement failed and the trail still matches the table.
 async fn kill_during(db: &TestDb, sql: &'static str, wait_event: Option<&str>, delay: Duration) {
-    let before = count(&db.pool, "SELECT count(*) FROM audit_changes").await;
+    let before = db.scalar("SELECT count(*) FROM audit_changes").await;
     let mut victim = db.connect().await;
     let pid = backend_pid(&mut victim).await;
     let statement = tokio::spawn(async move {
@@ -216,7 +202,7 @@ async fn kill_during(db: &TestDb, sql: &'static str, wait_event: Option<&str>, d
         "the statement finished before it was killed; make it bigger: {sql}"
     );
     assert_eq!(
-        count(&db.pool, "SELECT count(*) FROM audit_changes").await,
+        db.scalar("SELECT count(*) FROM audit_changes").await,
         before,
         "{sql}"
     );
@@ -270,11 +256,8 @@ async fn killed_during_bulk_statements_leaves_no_trace() {
 
     committed_work(&db, "after", 40_001, 40_100).await;
     assert_eq!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM audit_transactions WHERE actor_ref ->> 'id' = 'victim'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_transactions WHERE actor_ref ->> 'id' = 'victim'")
+            .await,
         0
     );
     assert_eq!(trail_mismatches(&db.pool).await, Vec::<String>::new());
@@ -422,7 +405,7 @@ async fn killed_purge_never_half_deletes_a_transaction_and_a_rerun_completes() {
         "10 straddling and 10 recent transactions remain"
     );
     assert!(after.iter().all(|(_, old, _)| *old == 0));
-    let rows: i64 = count(&db.pool, "SELECT count(*) FROM audit_transactions").await;
+    let rows: i64 = db.scalar("SELECT count(*) FROM audit_transactions").await;
     assert_eq!(rows, 20);
     assert_eq!(
         replay_mismatches(&db.pool, true).await,

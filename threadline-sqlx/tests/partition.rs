@@ -19,13 +19,6 @@ fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
 }
 
-async fn scalar(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
-}
-
 /// Writes one transaction row starting at `start` with one change at each of `changes`, as
 /// capture would (straight into the tables, so the times can be in the past).
 async fn write_at(pool: &PgPool, start: DateTime<Utc>, changes: &[DateTime<Utc>]) -> i64 {
@@ -126,7 +119,8 @@ async fn ensure_moves_rows_out_of_default_keeping_every_row_and_id() {
             .await
             .unwrap();
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_default").await,
+        db.scalar("SELECT count(*) FROM audit_changes_default")
+            .await,
         3
     );
     let report = ensure_partitions(&db.pool, &month(), &EnsureOptions::default().premake(0))
@@ -149,11 +143,13 @@ async fn ensure_moves_rows_out_of_default_keeping_every_row_and_id() {
         ]
     );
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_default").await,
+        db.scalar("SELECT count(*) FROM audit_changes_default")
+            .await,
         0
     );
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_transactions_default").await,
+        db.scalar("SELECT count(*) FROM audit_transactions_default")
+            .await,
         0
     );
     let after: Vec<(i64, i64, DateTime<Utc>)> =
@@ -178,7 +174,8 @@ async fn ensure_moves_rows_out_of_default_keeping_every_row_and_id() {
     let next = write_at(&db.pool, at(2026, 3, 6, 0), &[at(2026, 3, 6, 0)]).await;
     assert!(next > march && march > old);
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_p20260301").await,
+        db.scalar("SELECT count(*) FROM audit_changes_p20260301")
+            .await,
         2
     );
 }
@@ -216,12 +213,10 @@ async fn concurrent_ensure_runs_are_safe() {
     names.dedup();
     assert_eq!(names.len(), total, "no partition was made twice");
     assert_eq!(created.iter().map(|c| c.moved_rows).sum::<u64>(), 18);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 12);
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes").await,
-        12
-    );
-    assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_default").await,
+        db.scalar("SELECT count(*) FROM audit_changes_default")
+            .await,
         0
     );
 }
@@ -272,11 +267,13 @@ async fn capture_and_exploration_use_the_current_partition() {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_default").await,
+        db.scalar("SELECT count(*) FROM audit_changes_default")
+            .await,
         0
     );
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_transactions_default").await,
+        db.scalar("SELECT count(*) FROM audit_transactions_default")
+            .await,
         0
     );
     let history = Threadline::new(db.pool.clone())
@@ -427,7 +424,7 @@ async fn retention_drops_whole_partitions_and_deletes_rows_only_at_the_boundary(
         (5, 3)
     );
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes").await,
+        db.scalar("SELECT count(*) FROM audit_changes").await,
         8,
         "dry run deletes nothing"
     );
@@ -451,31 +448,24 @@ async fn retention_drops_whole_partitions_and_deletes_rows_only_at_the_boundary(
     );
     // The straddler keeps its row and its February change; no change lost its transaction.
     assert_eq!(
-        scalar(
-            &db.pool,
-            "SELECT count(*) FROM audit_transactions_p20260101"
-        )
+        db.scalar("SELECT count(*) FROM audit_transactions_p20260101")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM audit_changes WHERE transaction_id = {straddler}"
+        ))
         .await,
         1
     );
     assert_eq!(
-        scalar(
-            &db.pool,
-            &format!("SELECT count(*) FROM audit_changes WHERE transaction_id = {straddler}")
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes c WHERE NOT EXISTS (SELECT 1 FROM audit_transactions t WHERE t.id = c.transaction_id)").await,
+        db.scalar("SELECT count(*) FROM audit_changes c WHERE NOT EXISTS (SELECT 1 FROM audit_transactions t WHERE t.id = c.transaction_id)").await,
         0
     );
     assert_eq!(
-        scalar(
-            &db.pool,
-            "SELECT count(*) FROM audit_changes WHERE captured_at < '2026-02-10'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_changes WHERE captured_at < '2026-02-10'")
+            .await,
         0
     );
     // The action survives, unlinked from its deleted transaction.
@@ -508,12 +498,9 @@ async fn retention_drops_whole_partitions_and_deletes_rows_only_at_the_boundary(
             ("audit_transactions_p20260201", "drop"),
         ]
     );
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 1);
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes").await,
-        1
-    );
-    assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         1
     );
 }
@@ -541,7 +528,8 @@ async fn retention_detaches_when_asked_and_keeps_the_gates() {
     assert_eq!(report.deleted_changes, 5);
     // Detached, the partition is a plain table outside the trail.
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes_p20260101").await,
+        db.scalar("SELECT count(*) FROM audit_changes_p20260101")
+            .await,
         4
     );
     assert!(
@@ -550,11 +538,8 @@ async fn retention_detaches_when_asked_and_keeps_the_gates() {
             .contains(&"audit_changes_p20260101".to_owned())
     );
     assert_eq!(
-        scalar(
-            &db.pool,
-            "SELECT count(*) FROM audit_changes WHERE captured_at < '2026-02-01'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_changes WHERE captured_at < '2026-02-01'")
+            .await,
         0
     );
 }
@@ -582,8 +567,5 @@ async fn a_second_concurrent_purge_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("another retention purge"), "{err}");
-    assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_changes").await,
-        8
-    );
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 8);
 }

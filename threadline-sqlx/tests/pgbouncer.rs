@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use threadline_sqlx::{
     ActorRef, AuditContext, ConnectionExt, InstallOptions, TableCapture, TransactionExt,
 };
-use threadline_test_support::TestDb;
+use threadline_test_support::{TestDb, backend_pid};
 
 const CLIENTS: usize = 32;
 const TRANSACTIONS: usize = 10_000;
@@ -204,14 +204,6 @@ async fn thirty_two_clients_keep_their_own_actor_through_transaction_pooling() {
         "{handovers} context-free transactions ran right after another client's transaction with context on the same server connection"
     );
     assert!(handovers > 0, "the pooling scenario was not exercised");
-}
-
-async fn backend_pid(conn: &mut PgConnection) -> i32 {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .persistent(false)
-        .fetch_one(conn)
-        .await
-        .expect("pid")
 }
 
 /// Begins a transaction on `$conn` that runs on server backend `$pid`. PgBouncer reuses the

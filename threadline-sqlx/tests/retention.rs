@@ -10,7 +10,7 @@ use threadline_sqlx::{
     ActionOptions, ActorRef, Error, InstallOptions, PoolExt, PurgeOptions, RetentionPolicy,
     TableCapture, Threadline, purge, purge_with_progress,
 };
-use threadline_test_support::TestDb;
+use threadline_test_support::{TestDb, scalar};
 
 async fn setup() -> TestDb {
     let db = TestDb::installed().await;
@@ -52,13 +52,6 @@ async fn age(pool: &PgPool, condition: &str, days: i32) {
     .execute(pool)
     .await
     .unwrap();
-}
-
-async fn scalar(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 /// Purges with the default install and [`policy`].
@@ -224,7 +217,7 @@ async fn keeping_empty_transactions_and_dry_run_agree() {
     .unwrap();
     assert_eq!((live.deleted_changes, live.deleted_transactions), (2, 0));
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         1
     );
 }
@@ -396,7 +389,7 @@ async fn an_open_transaction_is_never_touched() {
     );
     tx.commit().await.unwrap();
     assert_eq!(
-        scalar(&db.pool, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         1
     );
     let report = run(&db.pool, &PurgeOptions::default()).await.unwrap();

@@ -49,13 +49,6 @@ async fn snapshot(
     .unwrap()
 }
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn records_every_row_redacted_in_batches_and_history_and_as_of_see_it() {
     let (db, config) = brownfield().await;
@@ -85,19 +78,13 @@ async fn records_every_row_redacted_in_batches_and_history_and_as_of_see_it() {
     );
     assert_eq!(batches, [(1, 10), (2, 20), (3, 25)]);
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM audit_changes WHERE op = 'snapshot'"
-        )
-        .await,
+        db.scalar("SELECT count(*) FROM audit_changes WHERE op = 'snapshot'")
+            .await,
         25
     );
     assert_eq!(
-        count(
-            &db,
-            "SELECT count(DISTINCT transaction_id) FROM audit_changes"
-        )
-        .await,
+        db.scalar("SELECT count(DISTINCT transaction_id) FROM audit_changes")
+            .await,
         3,
         "one transaction per batch"
     );
@@ -200,7 +187,8 @@ async fn composite_and_text_keys_page_in_key_order() {
         (27, 27, 7)
     );
     assert_eq!(
-        count(&db, "SELECT count(DISTINCT table_pk) FROM audit_changes").await,
+        db.scalar("SELECT count(DISTINCT table_pk) FROM audit_changes")
+            .await,
         27
     );
 }
@@ -255,7 +243,7 @@ async fn a_table_that_is_not_capture_ready_is_refused() {
         "{err}"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_changes").await,
+        db.scalar("SELECT count(*) FROM audit_changes").await,
         0,
         "refusals record nothing"
     );
@@ -295,7 +283,7 @@ async fn a_concurrent_update_waits_and_follows_the_snapshot() {
     });
     let mut waited = false;
     for _ in 0..200 {
-        waited = count(&db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE users%'").await == 1;
+        waited = db.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE users%'").await == 1;
         if waited {
             break;
         }

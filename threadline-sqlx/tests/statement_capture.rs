@@ -3,15 +3,8 @@
 //! columns, and statements that capture nothing. One fresh database per test.
 
 use serde_json::Value;
-use threadline_sqlx::{InstallOptions, TableCapture, TableName, audit_table};
+use threadline_sqlx::TableCapture;
 use threadline_test_support::TestDb;
-
-async fn audit(db: &TestDb, table: &str, policy: TableCapture) {
-    let table: TableName = table.parse().unwrap();
-    audit_table(&db.pool, &InstallOptions::default(), &table, &policy)
-        .await
-        .unwrap();
-}
 
 /// `(table_pk, data_after, changed_from, changed_fields)` of every update, in capture order.
 async fn updates(db: &TestDb) -> Vec<(Value, Value, Value, Vec<String>)> {
@@ -24,10 +17,6 @@ async fn updates(db: &TestDb) -> Vec<(Value, Value, Value, Vec<String>)> {
     .unwrap()
 }
 
-async fn count(db: &TestDb, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
-}
-
 async fn items(db: &TestDb, rows: i32) {
     // Checked at the end of each statement, so keys can be swapped in one statement.
     db.exec(
@@ -35,12 +24,8 @@ async fn items(db: &TestDb, rows: i32) {
             payload text NOT NULL, n int NOT NULL)",
     )
     .await;
-    audit(
-        db,
-        "items",
-        TableCapture::default().store_changed_from(true),
-    )
-    .await;
+    db.audit("items", &TableCapture::default().store_changed_from(true))
+        .await;
     db.exec(&format!(
         "INSERT INTO items SELECT g, 'p' || g, g * 10 FROM generate_series(1, {rows}) g"
     ))
@@ -108,7 +93,7 @@ async fn a_key_change_does_not_hide_rows_of_the_next_statement() {
     assert_eq!(second.len(), 3);
     assert!(second.contains(&100), "{second:?}");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         2
     );
 }
@@ -121,12 +106,8 @@ async fn composite_key_changes_pair_by_row() {
             PRIMARY KEY (tenant_id, sku) DEFERRABLE INITIALLY IMMEDIATE)",
     )
     .await;
-    audit(
-        &db,
-        "stock",
-        TableCapture::default().store_changed_from(true),
-    )
-    .await;
+    db.audit("stock", &TableCapture::default().store_changed_from(true))
+        .await;
     db.exec("INSERT INTO stock SELECT 1, 's' || g, g FROM generate_series(1, 50) g")
         .await;
     // Shift every sku to the next one's name: only row order, not the key, tells rows apart.
@@ -152,10 +133,9 @@ async fn explicit_key_columns_need_not_be_unique() {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE events (ref text NOT NULL, seq int NOT NULL, payload int)")
         .await;
-    audit(
-        &db,
+    db.audit(
         "events",
-        TableCapture::default()
+        &TableCapture::default()
             .key_columns(["ref"])
             .store_changed_from(true),
     )
@@ -190,9 +170,9 @@ async fn statements_that_capture_nothing_create_no_transaction_row() {
     db.exec("DELETE FROM items WHERE id < 0").await;
     db.exec("INSERT INTO items SELECT 1, 'x', 1 WHERE false")
         .await;
-    assert_eq!(count(&db, "SELECT count(*) FROM audit_changes").await, 0);
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 0);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_transactions").await,
+        db.scalar("SELECT count(*) FROM audit_transactions").await,
         0
     );
 }
@@ -202,7 +182,7 @@ async fn bulk_updates_of_json_columns_are_detected() {
     let db = TestDb::installed().await;
     db.exec("CREATE TABLE docs (id int PRIMARY KEY, legacy json, doc jsonb, n int)")
         .await;
-    audit(&db, "docs", TableCapture::default()).await;
+    db.audit("docs", &TableCapture::default()).await;
     db.exec(
         r#"INSERT INTO docs SELECT g, '{"a": 1}', '{"b": 2}', g FROM generate_series(1, 20) g"#,
     )

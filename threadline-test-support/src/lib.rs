@@ -7,8 +7,13 @@
 //! another interval), so that any suite runs against both layouts:
 //!
 //! ```sh
-//! THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx --test capture
+//! THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx --test capture_ops
 //! ```
+//!
+//! The install runs once per server and layout, into a template database that each
+//! [`TestDb::installed`] copies (`CREATE DATABASE ... TEMPLATE`); the template's name carries
+//! an MD5 of the install SQL and the layout, so a changed install SQL never reuses a stale
+//! template. `THREADLINE_TEST_TEMPLATE=off` installs into each test's database instead.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -23,10 +28,16 @@ pub mod stress;
 
 pub mod browser;
 
+mod helpers;
+mod template;
+
+pub use helpers::{Change, backend_pid, changes, user, write, write_ctx};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use threadline_core::partition::PartitionInterval;
 
 /// The server used when `DATABASE_URL` is unset.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -44,11 +55,11 @@ pub fn server_url() -> String {
 ///
 /// On a value other than `plain`, `partitioned` or `partitioned:<day|week|month>`, so a typo
 /// never silently tests the wrong layout.
-pub fn layout_from_env() -> Option<threadline_core::partition::PartitionInterval> {
+pub fn layout_from_env() -> Option<PartitionInterval> {
     let value = std::env::var("THREADLINE_TEST_LAYOUT").unwrap_or_default();
     match value.as_str() {
         "" | "plain" => None,
-        "partitioned" => Some(threadline_core::partition::PartitionInterval::Month),
+        "partitioned" => Some(PartitionInterval::Month),
         other => match other.strip_prefix("partitioned:").map(str::parse) {
             Some(Ok(interval)) => Some(interval),
             _ => panic!(
@@ -56,6 +67,29 @@ pub fn layout_from_env() -> Option<threadline_core::partition::PartitionInterval
             ),
         },
     }
+}
+
+/// A database name no other test (of this or another process) uses.
+fn fresh_name() -> String {
+    format!(
+        "threadline_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// Whether [`TestDb::installed`] copies a template database (the default) rather than
+/// installing into each test's database: `THREADLINE_TEST_TEMPLATE=off` (or `0`, `false`)
+/// turns templates off.
+pub fn templates_enabled() -> bool {
+    !matches!(
+        std::env::var("THREADLINE_TEST_TEMPLATE").as_deref(),
+        Ok("off" | "0" | "false")
+    )
 }
 
 /// A fresh database, dropped (with its connections) when this value is dropped.
@@ -72,23 +106,21 @@ pub struct TestDb {
 impl TestDb {
     /// An empty database.
     pub async fn empty() -> Self {
+        let name = fresh_name();
         let admin: PgConnectOptions = server_url().parse().expect("valid DATABASE_URL");
-        let name = format!(
-            "threadline_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
         let mut conn = admin.connect().await.expect("connect to the test server");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
             .await
             .expect("create test database");
         conn.close().await.ok();
-        let options = admin.clone().database(&name);
+        Self::open(name).await
+    }
+
+    /// Connects to the new database `name`.
+    async fn open(name: String) -> Self {
+        let admin: PgConnectOptions = server_url().parse().expect("valid DATABASE_URL");
+        let options = admin.database(&name);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone())
@@ -109,30 +141,37 @@ impl TestDb {
 
     /// A database with the plain (unpartitioned) layout installed in `public`.
     pub async fn installed_plain() -> Self {
-        let db = Self::empty().await;
-        threadline_sqlx::install(&db.pool, &threadline_core::InstallOptions::default())
-            .await
-            .expect("install threadline");
-        db
+        Self::installed_layout(None).await
     }
 
     /// A database with the partitioned layout installed in `public`, with the current
     /// partition and three future ones made by `ensure_partitions`.
-    pub async fn installed_partitioned(
-        interval: threadline_core::partition::PartitionInterval,
-    ) -> Self {
+    pub async fn installed_partitioned(interval: PartitionInterval) -> Self {
+        Self::installed_layout(Some(interval)).await
+    }
+
+    /// A copy of the layout's template, or (with `THREADLINE_TEST_TEMPLATE=off`) an empty
+    /// database with the layout installed into it.
+    async fn installed_layout(layout: Option<PartitionInterval>) -> Self {
+        if templates_enabled() {
+            let name = fresh_name();
+            template::create_from(&name, layout).await;
+            return Self::open(name).await;
+        }
         let db = Self::empty().await;
-        let options = threadline_core::InstallOptions::default().with_partitioning(interval);
+        let options = template::install_options(layout);
         threadline_sqlx::install(&db.pool, &options)
             .await
-            .expect("install threadline (partitioned)");
-        threadline_sqlx::ensure_partitions(
-            &db.pool,
-            &options,
-            &threadline_sqlx::EnsureOptions::default(),
-        )
-        .await
-        .expect("ensure partitions");
+            .expect("install threadline");
+        if layout.is_some() {
+            threadline_sqlx::ensure_partitions(
+                &db.pool,
+                &options,
+                &threadline_sqlx::EnsureOptions::default(),
+            )
+            .await
+            .expect("ensure partitions");
+        }
         db
     }
 
@@ -142,6 +181,12 @@ impl TestDb {
             .execute(&self.pool)
             .await
             .unwrap_or_else(|e| panic!("{e}\nSQL: {sql}"));
+    }
+
+    /// The `bigint` (or `int`) value of a one-row, one-column query, such as a `count(*)`,
+    /// panicking with the database's message on error.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        scalar(&self.pool, sql).await
     }
 
     /// Attaches capture to `table` (audit tables in `public`) with `policy`.
@@ -161,6 +206,15 @@ impl TestDb {
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url).await.expect("connect")
     }
+}
+
+/// The `bigint` value of a one-row, one-column query on `pool`, panicking with the database's
+/// message on error; see [`TestDb::scalar`].
+pub async fn scalar(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nSQL: {sql}"))
 }
 
 impl Drop for TestDb {

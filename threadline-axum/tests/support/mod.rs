@@ -5,7 +5,7 @@ use axum::Router;
 use http::request::Parts;
 use threadline_axum::explorer::{self, ExplorerOptions};
 use threadline_axum::{ActorRef, ActorType, AuditContext, ThreadlineLayer};
-use threadline_sqlx::{ActionOptions, InstallOptions, TableCapture, Threadline, TransactionExt};
+use threadline_sqlx::{ActionOptions, TableCapture, Threadline, TransactionExt};
 use threadline_test_support::TestDb;
 
 /// A post title that must render as text.
@@ -65,32 +65,12 @@ pub(crate) async fn seed() -> Seeded {
          CREATE TABLE notes (code text PRIMARY KEY, body text);",
     )
     .await;
-    let install = InstallOptions::default();
-    threadline_sqlx::audit_table(
-        &db.pool,
-        &install,
-        &"posts".parse().unwrap(),
-        &TableCapture::default().store_changed_from(true),
-    )
-    .await
-    .unwrap();
-    threadline_sqlx::audit_table(
-        &db.pool,
-        &install,
-        &"users".parse().unwrap(),
-        &TableCapture::default().mask(["email"]),
-    )
-    .await
-    .unwrap();
+    db.audit("posts", &TableCapture::default().store_changed_from(true))
+        .await;
+    db.audit("users", &TableCapture::default().mask(["email"]))
+        .await;
 
-    threadline_sqlx::audit_table(
-        &db.pool,
-        &install,
-        &"notes".parse().unwrap(),
-        &TableCapture::default(),
-    )
-    .await
-    .unwrap();
+    db.audit("notes", &TableCapture::default()).await;
 
     let alice = ActorRef::admin("alice").unwrap();
     let bob = ActorRef::user("bob").unwrap();

@@ -58,11 +58,3 @@ pub(crate) async fn db_with_items() -> TestDb {
     db.audit("items", &TableCapture::default()).await;
     db
 }
-
-/// The number of rows `sql` counts.
-pub(crate) async fn count(db: &TestDb, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-}
