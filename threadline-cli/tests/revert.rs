@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{config, count, db_with_items, run, threadline_on};
+use support::{config, db_with_items, run, threadline_on};
 
 #[tokio::test]
 async fn revert_prints_the_plan_executes_refuses_conflicts_and_exits_0_1_2() {
@@ -31,7 +31,8 @@ async fn revert_prints_the_plan_executes_refuses_conflicts_and_exits_0_1_2() {
         "{out}"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM items WHERE v = 'changed'").await,
+        db.scalar("SELECT count(*) FROM items WHERE v = 'changed'")
+            .await,
         2
     );
 
@@ -42,7 +43,7 @@ async fn revert_prints_the_plan_executes_refuses_conflicts_and_exits_0_1_2() {
     assert!(out.contains("CONFLICT: changed later by change"), "{out}");
     assert!(err.contains("refused"), "{err}");
     assert_eq!(
-        count(&db, "SELECT count(*) FROM items WHERE v = 'a'").await,
+        db.scalar("SELECT count(*) FROM items WHERE v = 'a'").await,
         0
     );
 
@@ -56,11 +57,11 @@ async fn revert_prints_the_plan_executes_refuses_conflicts_and_exits_0_1_2() {
         "{out}"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM items WHERE v = 'a'").await,
+        db.scalar("SELECT count(*) FROM items WHERE v = 'a'").await,
         1
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM audit_actions WHERE name = 'threadline.revert' AND actor_ref = '{\"type\":\"admin\",\"id\":\"7\"}'").await,
+        db.scalar("SELECT count(*) FROM audit_actions WHERE name = 'threadline.revert' AND actor_ref = '{\"type\":\"admin\",\"id\":\"7\"}'").await,
         1
     );
 

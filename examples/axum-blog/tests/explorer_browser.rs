@@ -233,7 +233,7 @@ fn explore(database_url: &str) {
     assert_eq!(browser.eval("document.scripts.length"), json!(0));
 
     // A bad parameter gets the 400 page.
-    browser.navigate(&format!("{base}/admin/audit?op=truncate"));
+    browser.navigate(&format!("{base}/admin/audit?op=merge"));
     let text = browser.text();
     assert!(text.contains("invalid parameter `op`"), "{text}");
 }
