@@ -569,3 +569,31 @@ async fn a_second_concurrent_purge_is_refused() {
     assert!(err.contains("another retention purge"), "{err}");
     assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 8);
 }
+
+/// The partitioned install writes its own `CREATE TABLE`s: their columns (names, types,
+/// nullability, defaults, identity) must stay those of the plain install, so that capture,
+/// exploration and export read both layouts alike.
+#[tokio::test]
+async fn both_layouts_have_the_same_audit_columns() {
+    const COLUMNS: &str = "SELECT string_agg(format('%s.%s %s %s %s %s', table_name, column_name,
+                data_type, is_nullable, coalesce(column_default, '-'), is_identity), E'\\n'
+                ORDER BY table_name, ordinal_position)
+         FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name IN
+               ('audit_transactions', 'audit_changes', 'audit_actions')";
+    let plain = TestDb::installed_plain().await;
+    let partitioned = TestDb::installed_partitioned(PartitionInterval::Month).await;
+    let columns = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            let text: String = sqlx::query_scalar(COLUMNS).fetch_one(&pool).await.unwrap();
+            text
+        }
+    };
+    let (plain_columns, partitioned_columns) = (columns(&plain).await, columns(&partitioned).await);
+    assert!(
+        plain_columns.contains("audit_changes.captured_at"),
+        "{plain_columns}"
+    );
+    assert_eq!(plain_columns, partitioned_columns);
+}
