@@ -328,7 +328,8 @@ pub struct PurgeArgs {
     #[arg(long, default_value_t = threadline_sqlx::DEFAULT_PURGE_BATCH_SIZE,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(threadline_sqlx::MAX_PURGE_BATCH_SIZE)))]
     pub batch_size: u32,
-    /// Stop after this many batches (default: until nothing is left); rerun to continue.
+    /// Stop after this many batches (default: until nothing is left); rerun to continue. A
+    /// purge that stops with older changes left exits 3, so that a cron job notices.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_batches: Option<u32>,
     /// Really delete (needs `enabled = true` under `[retention]` too).

@@ -126,7 +126,7 @@ pub(crate) async fn purge(
                 .count(),
             report.boundary_changes
         );
-        crate::retention::print_report(&report.purge);
+        return Ok(crate::retention::print_report(&report.purge));
     }
     Ok(ExitCode::SUCCESS)
 }

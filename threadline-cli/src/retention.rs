@@ -74,11 +74,15 @@ pub(crate) async fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print_report(&report?);
-    Ok(ExitCode::SUCCESS)
+    Ok(print_report(&report?))
 }
 
-pub(crate) fn print_report(report: &PurgeReport) {
+/// The exit status of a purge that stopped at `--max-batches` with older changes left, so
+/// that a cron job sees it (0 means nothing eligible is left).
+pub(crate) const EXIT_INCOMPLETE: u8 = 3;
+
+/// Prints what a live purge did; its exit status is [`EXIT_INCOMPLETE`] when work remains.
+pub(crate) fn print_report(report: &PurgeReport) -> ExitCode {
     println!(
         "deleted {} changes and {} transactions captured before {} in {} batches",
         report.deleted_changes,
@@ -86,9 +90,12 @@ pub(crate) fn print_report(report: &PurgeReport) {
         report.cutoff.to_rfc3339(),
         report.batches
     );
-    if !report.complete {
+    if report.complete {
+        ExitCode::SUCCESS
+    } else {
         println!(
-            "stopped at --max-batches; older changes remain: run the command again to continue"
+            "stopped at --max-batches; older changes remain: run the command again to continue (exit {EXIT_INCOMPLETE})"
         );
+        ExitCode::from(EXIT_INCOMPLETE)
     }
 }

@@ -102,7 +102,7 @@ async fn max_batches_reports_unfinished_work() {
         "2",
     ];
     let (code, out, _) = run(threadline_on(&db, dir.path()).args(args));
-    assert_eq!(code, 0);
+    assert_eq!(code, 3, "work remains: a distinct exit status for cron");
     assert!(
         out.contains("deleted 2 changes and 2 transactions")
             && out.contains("run the command again"),
