@@ -402,7 +402,7 @@ async fn bad_parameters_get_a_400_page_that_names_them() {
         first["next"].as_str().unwrap().to_owned()
     };
     let cases = [
-        ("/admin/audit?op=truncate", "`op`"),
+        ("/admin/audit?op=merge", "`op`"),
         ("/admin/audit?from=yesterday", "`from`"),
         ("/admin/audit?from=2026-02-01&to=2026-01-01", "`from`"),
         ("/admin/audit?tabel=posts", "`tabel`"),
