@@ -92,8 +92,8 @@ async fn regenerating_replaces_the_triggers() {
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal"
         )
         .await,
-        4,
-        "insert, update, delete, and the row-level update trigger for key changes"
+        5,
+        "insert, update, delete, truncate, and the row-level update trigger for key changes"
     );
     db.exec("INSERT INTO posts (title) VALUES ('secret')").await;
     let c = changes(&db).await;

@@ -537,7 +537,7 @@ async fn a_dropped_column_is_a_clear_per_row_error_and_an_unaudited_table_warns(
     let db = posts_db(TableCapture::default()).await;
     write(&db, user("1"), "INSERT INTO posts VALUES (1, 'a', 'x')").await;
     let t = write(&db, user("1"), "DELETE FROM posts").await;
-    db.exec("DROP TRIGGER threadline_capture_insert ON posts; DROP TRIGGER threadline_capture_update ON posts; DROP TRIGGER threadline_capture_delete ON posts; DROP TRIGGER IF EXISTS threadline_capture_update_row ON posts; ALTER TABLE posts DROP COLUMN body").await;
+    db.exec("DROP TRIGGER threadline_capture_insert ON posts; DROP TRIGGER threadline_capture_update ON posts; DROP TRIGGER threadline_capture_delete ON posts; DROP TRIGGER IF EXISTS threadline_capture_update_row ON posts; DROP TRIGGER IF EXISTS threadline_capture_truncate ON posts; ALTER TABLE posts DROP COLUMN body").await;
     let plan = Threadline::new(db.pool.clone())
         .revert(RevertTarget::Transaction(t))
         .plan()
