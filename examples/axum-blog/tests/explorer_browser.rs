@@ -91,6 +91,15 @@ fn explore(database_url: &str) {
     // Alice writes and publishes a post, bob comments and writes a post whose title is
     // markup, alice edits her post: all through the demo's API.
     browser.navigate(&format!("{base}/posts"));
+    // Readiness: the first fetch of a fresh headless chromium can fail before its network
+    // service settles; an idempotent GET, retried for a few seconds, absorbs that.
+    let ready = browser.eval(
+        "(async () => { for (let i = 0; i < 20; i++) { \
+           try { return (await fetch('/posts')).status; } \
+           catch (e) { await new Promise(r => setTimeout(r, 250)); } } \
+         return 0; })()",
+    );
+    assert_eq!(ready, json!(200), "the demo answers GET /posts");
     let writes = [
         (
             "PUT",
