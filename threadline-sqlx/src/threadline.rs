@@ -163,7 +163,9 @@ impl Threadline {
     }
 
     /// The same queries on a connection you hold: a transaction (`&mut *tx`), so that an
-    /// admin route reads the trail inside its own snapshot, or a pooled connection.
+    /// admin route reads the trail inside its own snapshot, or a pooled connection. With
+    /// [`StatementMode::Unnamed`] (PgBouncer), pass a transaction: an unnamed statement outside
+    /// one may be split across server connections.
     ///
     /// ```no_run
     /// # async fn run(threadline: threadline_sqlx::Threadline) -> threadline_sqlx::Result<()> {
