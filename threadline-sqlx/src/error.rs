@@ -67,6 +67,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is the pool's timeout waiting for a connection (a web layer answers 503).
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::PoolTimedOut))
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field,

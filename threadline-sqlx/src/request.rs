@@ -9,7 +9,7 @@ use threadline_core::{ActionOptions, ActionStatus, ActorRef, AuditContext};
 
 use crate::action::current_audit_transaction_id;
 use crate::context::PoolExt;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::threadline::Threadline;
 
 /// Where a request's [`RequestTransaction`] leaves the id of the audit transaction it
@@ -151,12 +151,5 @@ impl RequestAction {
         if let Err(error) = recorded {
             tracing::error!(action = name, %error, "threadline: could not record the action");
         }
-    }
-}
-
-impl Error {
-    /// Whether this is the pool's timeout waiting for a connection (a web layer answers 503).
-    pub fn is_pool_timeout(&self) -> bool {
-        matches!(self, Error::Database(sqlx::Error::PoolTimedOut))
     }
 }
