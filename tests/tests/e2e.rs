@@ -2,6 +2,7 @@
 //! per behaviour run on every web stack.
 
 use serde_json::json;
+use threadline_sqlx::{ActorRef, Page, Threadline};
 use threadline_tests::{Req, Stack, captured, futures_join_all, on_every_stack};
 
 on_every_stack!(
@@ -10,6 +11,7 @@ on_every_stack!(
     fifty_concurrent_actors_each_keep_their_own,
     audited_records_ok_and_links_to_the_changes,
     audited_records_error_for_a_failed_handler,
+    no_actor_means_anonymous_in_changes_actions_and_queries,
 );
 
 fn new_post(title: &str) -> Req {
@@ -149,4 +151,52 @@ async fn audited_records_error_for_a_failed_handler(stack: &Stack) {
     assert_eq!(actions[0].request_id.as_deref(), Some("req-missing"));
     assert_eq!(actions[0].transaction_id, None);
     assert!(captured(&stack.db).await.is_empty());
+}
+
+/// "No actor" has one meaning: a request whose actor function returns `None` stores the
+/// anonymous actor on its changes and on its action alike, and the anonymous queries find both;
+/// only a write made outside any Threadline context stores NULL, and those queries skip it.
+async fn no_actor_means_anonymous_in_changes_actions_and_queries(stack: &Stack) {
+    let created = stack.send(new_post("Draft")).await;
+    assert_eq!(created.status, 201, "{}: {:?}", stack.name, created);
+    let id = created.json()["id"].as_i64().unwrap();
+    let res = stack
+        .send(Req::post(format!("/posts/{id}/publish"), json!({})).header("x-request-id", "anon"))
+        .await;
+    assert_eq!(res.status, 200, "{}: {:?}", stack.name, res);
+    sqlx::query("UPDATE posts SET title = 'raw' WHERE id = $1")
+        .bind(id)
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+
+    let anonymous = json!({"type": "anonymous"});
+    let changes = captured(&stack.db).await;
+    let actors: Vec<_> = changes.iter().map(|c| c.actor_ref.clone()).collect();
+    assert_eq!(
+        actors,
+        [Some(anonymous.clone()), Some(anonymous.clone()), None],
+        "{}: insert and publish through the layer, then a raw write",
+        stack.name
+    );
+    let actions = actions(stack).await;
+    assert_eq!(actions.len(), 1, "{}", stack.name);
+    assert_eq!(actions[0].actor_ref, anonymous);
+
+    let threadline = Threadline::new(stack.db.pool.clone());
+    let history = threadline
+        .actor_history(&ActorRef::anonymous(), Page::first())
+        .await
+        .unwrap();
+    let mut found: Vec<i64> = history.items.iter().map(|t| t.id).collect();
+    found.sort_unstable();
+    let mut expected = vec![changes[0].transaction_id, changes[1].transaction_id];
+    expected.sort_unstable();
+    assert_eq!(found, expected, "{}", stack.name);
+    let publish = history
+        .items
+        .iter()
+        .find(|t| t.id == changes[1].transaction_id)
+        .unwrap();
+    assert_eq!(publish.actor().unwrap(), Some(ActorRef::anonymous()));
 }

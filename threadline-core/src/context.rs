@@ -38,7 +38,8 @@ pub mod settings {
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditContext {
-    /// The actor; `None` stores a NULL actor.
+    /// The actor; `None` is stored as the anonymous actor (see
+    /// [`effective_actor`](Self::effective_actor)).
     pub actor: Option<ActorRef>,
     /// Request id (`x-request-id`).
     pub request_id: Option<String>,
@@ -105,18 +106,29 @@ impl AuditContext {
         self
     }
 
-    /// Every setting name with its value, in a fixed order. Unset fields map to `""`,
-    /// which the triggers read as NULL, so applying a context also clears earlier values.
+    /// The actor this context records: its actor, or [`ActorRef::anonymous`] when it has none.
+    ///
+    /// "No actor" has one meaning everywhere: a change or action made under a Threadline context
+    /// without an actor belongs to the anonymous actor, so `actor_history(&ActorRef::anonymous())`
+    /// and the `anonymous` filters find both. A NULL `actor_ref` is left only by writes made
+    /// outside any Threadline context (raw SQL on the pool, `psql`, a migration); `doctor`
+    /// reports those as unattributed.
+    ///
+    /// ```
+    /// use threadline_core::{ActorRef, AuditContext};
+    /// assert_eq!(AuditContext::new().effective_actor(), ActorRef::anonymous());
+    /// ```
+    pub fn effective_actor(&self) -> ActorRef {
+        self.actor.clone().unwrap_or_else(ActorRef::anonymous)
+    }
+
+    /// Every setting name with its value, in a fixed order. Unset fields map to `""`, which the
+    /// triggers read as NULL, so applying a context also clears earlier values; the actor is
+    /// always set (the [`effective_actor`](Self::effective_actor)).
     pub fn settings(&self) -> [(&'static str, String); 6] {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         [
-            (
-                settings::ACTOR_REF,
-                self.actor
-                    .as_ref()
-                    .map(ActorRef::to_json)
-                    .unwrap_or_default(),
-            ),
+            (settings::ACTOR_REF, self.effective_actor().to_json()),
             (settings::REQUEST_ID, text(&self.request_id)),
             (settings::CORRELATION_ID, text(&self.correlation_id)),
             (

@@ -40,7 +40,7 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The check: `install`, `indexes`, `coverage`, `capture_policy`, `replication_role`,
-    /// `privileges` or `orphans`.
+    /// `privileges`, `orphans`, `unattributed` or `partitions`.
     pub check: &'static str,
     /// How bad it is.
     pub severity: Severity,

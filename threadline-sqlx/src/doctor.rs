@@ -45,6 +45,8 @@ impl DoctorOptions {
 /// * `privileges`: whether the application role can write the audit tables directly (a
 ///   warning: it could forge or erase the trail; see the hardened install);
 /// * `orphans`: changes whose transaction row is gone;
+/// * `unattributed`: transactions of the last 24 hours with no actor at all, i.e. writes made
+///   outside any Threadline context (a warning: raw SQL on the pool, `pool.begin()`, `psql`);
 /// * `partitions` (partitioned layout only): a `DEFAULT` partition holds rows, or fewer
 ///   than `[storage] premake` partitions lie ahead of now.
 ///
@@ -88,6 +90,7 @@ pub async fn doctor(
     if installed {
         check_privileges(pool, install, &manifest, options, &mut findings).await?;
         check_orphans(pool, install, &mut findings).await?;
+        check_unattributed(pool, install, &mut findings).await?;
         if partitioned {
             let premake = config.storage_settings()?.premake;
             crate::partition::check_partitions(pool, install, premake, &mut findings).await?;
@@ -570,6 +573,41 @@ async fn check_orphans(
         ),
         format!(
             "investigate who deleted them (the trail lost its actor and context); list them with SELECT * FROM {s}.audit_changes c WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_transactions t WHERE t.id = c.transaction_id)"
+        ),
+    ));
+    Ok(())
+}
+
+/// Transactions of the last day without any actor. A Threadline context always sets one (the
+/// anonymous actor when it has none), so a NULL actor means the write bypassed the context.
+const UNATTRIBUTED: &str = "SELECT count(*), max(id) FROM @S.audit_transactions
+    WHERE occurred_at > now() - interval '1 day' AND actor_ref IS NULL";
+
+async fn check_unattributed(
+    pool: &PgPool,
+    install: &InstallOptions,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let (count, latest): (i64, Option<i64>) =
+        sqlx::query_as(sql::in_schema(UNATTRIBUTED, &install.schema))
+            .fetch_one(pool)
+            .await?;
+    let Some(latest) = latest.filter(|_| count > 0) else {
+        findings.push(Finding::ok(
+            "unattributed",
+            "every transaction of the last 24 hours carries an actor",
+        ));
+        return Ok(());
+    };
+    let s = &install.schema;
+    findings.push(Finding::problem(
+        "unattributed",
+        Severity::Warning,
+        format!(
+            "{count} transactions of the last 24 hours (latest: audit transaction {latest}) have no actor: they were written outside any Threadline context, e.g. through the pool directly or pool.begin()"
+        ),
+        format!(
+            "begin such transactions with begin_with_context(&ctx) or call tx.with_context / tx.with_actor; for intended maintenance (migrations, psql) run SET LOCAL threadline.actor_ref = '{{\"type\":\"system\",\"id\":\"maintenance\"}}' first; list them with SELECT * FROM {s}.audit_transactions WHERE actor_ref IS NULL ORDER BY id DESC"
         ),
     ));
     Ok(())

@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
 use sqlx::{PgConnection, Postgres, Transaction};
-use threadline_core::{ActionOptions, ActionStatus, ActorRef, AuditContext};
+use threadline_core::{ActionOptions, ActionStatus, AuditContext};
 
 use crate::action::current_audit_transaction_id;
 use crate::context::PoolExt;
@@ -144,7 +144,7 @@ impl RequestAction {
         } else {
             ActionStatus::Error
         };
-        let actor = self.ctx.actor.clone().unwrap_or_else(ActorRef::anonymous);
+        let actor = self.ctx.effective_actor();
         let mut options = ActionOptions::from_context(&self.ctx).status(status);
         options.transaction_id = self.link.get();
         let recorded = self.threadline.record_action(name, &actor, options).await;

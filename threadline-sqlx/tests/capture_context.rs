@@ -185,7 +185,10 @@ async fn begin_with_context_applies_hostile_values_exactly_and_only_in_its_trans
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    assert_eq!(actor, "", "the actor is always written");
+    assert_eq!(
+        actor, r#"{"type":"anonymous"}"#,
+        "the actor is always written: a context without one is anonymous"
+    );
     tx.rollback().await.unwrap();
     one.close().await;
 

@@ -47,14 +47,15 @@ async fn a_healthy_install_passes_every_check_but_warns_about_a_superuser() {
             ("replication_role", Severity::Ok),
             ("privileges", Severity::Warning),
             ("orphans", Severity::Ok),
+            ("unattributed", Severity::Ok),
             // Only on the partitioned layout (THREADLINE_TEST_LAYOUT=partitioned).
             ("partitions", Severity::Ok),
-        ][..checks.len().max(7)],
+        ][..checks.len().max(8)],
         "{findings:#?}"
     );
     assert_eq!(
         checks.len(),
-        7 + usize::from(threadline_test_support::layout_from_env().is_some())
+        8 + usize::from(threadline_test_support::layout_from_env().is_some())
     );
     assert!(findings[0].message.contains("present and current"));
     assert!(
@@ -325,5 +326,48 @@ async fn orphan_changes_are_an_error() {
         )),
         "{}",
         orphans[0].message
+    );
+}
+
+#[tokio::test]
+async fn writes_outside_any_context_are_reported_as_unattributed() {
+    let db = setup().await;
+    let mut tx = db.pool.begin().await.unwrap();
+    threadline_sqlx::TransactionExt::with_context(&mut *tx, &threadline_sqlx::AuditContext::new())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'anonymous, not unattributed')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let findings = run(&db.pool, &expecting_posts(), &DoctorOptions::default()).await;
+    assert!(
+        problems(&findings, "unattributed").is_empty(),
+        "{findings:#?}"
+    );
+
+    db.exec("INSERT INTO posts VALUES (2, 'raw')").await;
+    let latest: i64 = sqlx::query_scalar("SELECT max(id) FROM audit_transactions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let findings = run(&db.pool, &expecting_posts(), &DoctorOptions::default()).await;
+    let unattributed = problems(&findings, "unattributed");
+    assert_eq!(unattributed.len(), 1, "{findings:#?}");
+    assert_eq!(unattributed[0].severity, Severity::Warning);
+    assert!(
+        unattributed[0].message.starts_with(&format!(
+            "1 transactions of the last 24 hours (latest: audit transaction {latest}) have no actor"
+        )),
+        "{}",
+        unattributed[0].message
+    );
+    assert!(
+        unattributed[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("begin_with_context")
     );
 }

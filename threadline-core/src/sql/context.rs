@@ -1,6 +1,6 @@
 //! The one-round-trip `BEGIN` that applies an [`AuditContext`].
 
-use crate::{AuditContext, settings};
+use crate::AuditContext;
 
 /// SQL that applies `ctx` and opens a transaction block, sent as one simple-protocol query:
 /// one round trip instead of two (`BEGIN`, then a statement of `set_config` calls).
@@ -28,7 +28,7 @@ use crate::{AuditContext, settings};
 /// assert!(sql.starts_with(r#"SET LOCAL threadline.actor_ref = E'{"type":"user","id":"o''brien"}'; "#));
 /// assert!(sql.ends_with("'; BEGIN") && !sql.contains("threadline.meta"));
 /// let none = begin_with_context_sql(&AuditContext::new());
-/// assert_eq!(none, "SET LOCAL threadline.actor_ref = E''; BEGIN");
+/// assert_eq!(none, r#"SET LOCAL threadline.actor_ref = E'{"type":"anonymous"}'; BEGIN"#);
 /// ```
 pub fn begin_with_context_sql(ctx: &AuditContext) -> String {
     begin_with_settings_sql(&ctx.settings())
@@ -39,7 +39,7 @@ pub fn begin_with_context_sql(ctx: &AuditContext) -> String {
 pub fn begin_with_settings_sql(values: &[(&str, String)]) -> String {
     let mut sql = String::with_capacity(320);
     for (name, value) in values {
-        if value.is_empty() && *name != settings::ACTOR_REF {
+        if value.is_empty() {
             continue;
         }
         push_set_local(&mut sql, name, value);
