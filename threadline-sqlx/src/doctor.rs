@@ -580,8 +580,11 @@ async fn check_orphans(
 
 /// Transactions of the last day without any actor. A Threadline context always sets one (the
 /// anonymous actor when it has none), so a NULL actor means the write bypassed the context.
-const UNATTRIBUTED: &str = "SELECT count(*), max(id) FROM @S.audit_transactions
-    WHERE occurred_at > now() - interval '1 day' AND actor_ref IS NULL";
+/// The day starts at the first change captured in it (the `captured_at` index), and the
+/// transactions from there on are a primary-key range: no scan of the whole table.
+const UNATTRIBUTED: &str = "SELECT count(*), max(t.id) FROM @S.audit_transactions t
+    WHERE t.actor_ref IS NULL AND t.id >= (SELECT c.transaction_id FROM @S.audit_changes c
+        WHERE c.captured_at > now() - interval '1 day' ORDER BY c.captured_at LIMIT 1)";
 
 async fn check_unattributed(
     pool: &PgPool,
