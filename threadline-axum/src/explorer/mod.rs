@@ -5,9 +5,11 @@
 //! works too, but axum then leaves `/admin/audit/` to the host's fallback.)
 //!
 //! * **Timeline** (`/`): changes newest first, filtered by table, actor, time range,
-//!   operation, correlation id and request id, with keyset "newer" / "older" links.
+//!   operation, correlation id and request id, with keyset "newer" / "older" links, under an
+//!   activity chart (changes per hour or day for the filter, inline SVG).
 //! * **Transaction** (`/transactions/{id}`): its context, its actions, and every change with a
-//!   per-field before/after diff.
+//!   per-field before/after diff. When the table does not store `changed_from`, an update's
+//!   before-values come from the row's previous version, marked "derived".
 //! * **Row history** (`/row?table=…&pk=…`): every version of one row, newest first, with the
 //!   diff to the version before, and the row's state "as of" a chosen time.
 //! * **Actor** (`/actor?actor=user:42`): the actor's transactions.
@@ -43,6 +45,7 @@
 //! ```
 
 mod auth;
+mod chart;
 mod diff;
 mod error;
 mod export;
