@@ -46,6 +46,7 @@
 
 mod auth;
 mod chart;
+mod csrf;
 mod diff;
 mod error;
 mod export;
@@ -53,6 +54,8 @@ mod html;
 mod json;
 mod pages;
 mod params;
+mod revert;
+mod revert_auth;
 mod url;
 
 use std::sync::Arc;
@@ -64,6 +67,7 @@ use threadline_sqlx::Threadline;
 
 pub use auth::{ActorIs, AsyncAuthorize, Authorize, actor_is, async_authorize};
 pub use error::ExplorerError;
+pub use revert_auth::{ActorMayRevert, AuthorizeRevert, actor_may_revert};
 
 /// Default number of rows per timeline and actor page.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -91,6 +95,8 @@ pub struct ExplorerOptions {
     page_size: u32,
     mask_placeholders: Vec<String>,
     title: String,
+    revert: Option<revert_auth::DynAuthorizeRevert>,
+    revert_secret: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ExplorerOptions {
@@ -100,6 +106,7 @@ impl std::fmt::Debug for ExplorerOptions {
             .field("page_size", &self.page_size)
             .field("mask_placeholders", &self.mask_placeholders)
             .field("title", &self.title)
+            .field("allow_revert", &self.revert.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +121,8 @@ impl ExplorerOptions {
             page_size: DEFAULT_PAGE_SIZE,
             mask_placeholders: vec![DEFAULT_MASK_PLACEHOLDER.to_owned()],
             title: "Audit trail".to_owned(),
+            revert: None,
+            revert_secret: None,
         }
     }
 
@@ -151,12 +160,42 @@ impl ExplorerOptions {
         self.title = title.into();
         self
     }
+
+    /// Enables reverting a transaction from its page, for the requests `authorize` accepts
+    /// (see [`AuthorizeRevert`]; it also names the actor the revert runs under). Off by
+    /// default. The transaction page then shows a "Revert this transaction…" button, which
+    /// leads to the revert's plan (its rows, SQL and conflicts); the revert runs only on that
+    /// page's POST, which carries an anti-forgery token bound to the viewer's session (a
+    /// cookie the explorer sets), the transaction and the actor.
+    #[must_use]
+    pub fn allow_revert(mut self, authorize: impl AuthorizeRevert) -> Self {
+        self.revert = Some(revert_auth::DynAuthorizeRevert::new(authorize));
+        self
+    }
+
+    /// The server secret that signs the revert form's anti-forgery tokens. Unset (the
+    /// default), each [`router`] draws a random one, so a token is valid only on the process
+    /// that served the form: set the same secret (32 random bytes, kept like any other key)
+    /// on every instance behind a load balancer.
+    #[must_use]
+    pub fn revert_secret(mut self, secret: [u8; 32]) -> Self {
+        self.revert_secret = Some(secret);
+        self
+    }
+}
+
+/// What reverting needs: the check, and the secret that signs tokens.
+struct RevertAccess {
+    authorize: revert_auth::DynAuthorizeRevert,
+    secret: [u8; 32],
 }
 
 /// What every handler shares.
 struct Explorer {
     threadline: Threadline,
     options: ExplorerOptions,
+    /// `None` unless [`ExplorerOptions::allow_revert`] was set (and a secret could be had).
+    revert: Option<RevertAccess>,
 }
 
 type State = Arc<Explorer>;
@@ -166,19 +205,34 @@ type State = Arc<Explorer>;
 /// to the timeline) or [`nest`](Router::nest) (into a router with any state `S`). Every route
 /// checks `options`' [`Authorize`] first.
 ///
-/// Routes (relative to the mount point): `/` timeline, `/transactions/{id}`, `/row`,
+/// Routes (relative to the mount point): `/` timeline, `/transactions/{id}` (and, with
+/// [`ExplorerOptions::allow_revert`], `/transactions/{id}/revert`), `/row`,
 /// `/actor`, the same under `/api/` as JSON, `/export`, and `/assets/explorer.css`.
 pub fn router<S>(threadline: Threadline, options: ExplorerOptions) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let revert = options.revert.clone().and_then(|authorize| {
+        let secret = options.revert_secret.or_else(csrf::random::<32>);
+        if secret.is_none() {
+            tracing::error!(
+                "threadline explorer: reverting is disabled, the system has no random bytes for its token secret; set ExplorerOptions::revert_secret"
+            );
+        }
+        secret.map(|secret| RevertAccess { authorize, secret })
+    });
     let state: State = Arc::new(Explorer {
         threadline,
         options,
+        revert,
     });
     Router::new()
         .route("/", get(pages::timeline))
         .route("/transactions/{id}", get(pages::transaction))
+        .route(
+            "/transactions/{id}/revert",
+            get(revert::plan_page).post(revert::execute),
+        )
         .route("/row", get(pages::row))
         .route("/actor", get(pages::actor))
         .route("/export", get(export::export))

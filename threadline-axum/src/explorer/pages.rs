@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum_core::response::Response;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
+use http::request::Parts;
 use maud::{Markup, html};
 use threadline_core::{ActorRef, AuditChange, AuditTransaction, ChangeOp};
 use threadline_sqlx::{AsOf, PageOf, PreviousImage, TransactionDetail};
@@ -16,7 +17,7 @@ use super::diff::{diff_with_previous, version_diffs};
 use super::error::ExplorerError;
 use super::html::{BasePath, View, changed_fields, op, opt, time};
 use super::params::{self, ActorQuery, FilterFields, NoQuery, Params, RowQuery, TimelineQuery};
-use super::{Explorer, State as AppState};
+use super::{Explorer, State as AppState, revert};
 
 impl Explorer {
     pub(super) fn view<'a>(&'a self, base: &'a str) -> View<'a> {
@@ -276,6 +277,7 @@ pub(super) async fn transaction(
     Extension(BasePath(base)): Extension<BasePath>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
+    parts: Parts,
 ) -> Response {
     let view = state.view(&base);
     let loaded = match load_transaction(&state, &id, raw.as_deref()).await {
@@ -287,11 +289,12 @@ pub(super) async fn transaction(
     match loaded {
         Ok((detail, previous)) => {
             let heading = format!("Transaction #{}", detail.transaction.id);
-            view.page(
-                StatusCode::OK,
-                &heading,
-                transaction_body(&view, &detail, &previous),
-            )
+            let revert = revert::may_revert(&state, &parts).await;
+            let body = html! {
+                @if revert { (revert::button(&view, detail.transaction.id)) }
+                (transaction_body(&view, &detail, &previous))
+            };
+            view.page(StatusCode::OK, &heading, body)
         }
         Err(e) => view.error(&e),
     }
