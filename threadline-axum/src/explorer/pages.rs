@@ -377,7 +377,10 @@ fn transaction_body(
                 article.change {
                     h3 { (view.change_heading(change)) }
                     p.meta { (view.as_of_link(change)) }
-                    (view.diff_table_derived(&diff, derived.as_ref()))
+                    // A truncate has no field values: its meta line says how many rows went.
+                    @if change.op != ChangeOp::Truncate {
+                        (view.diff_table_derived(&diff, derived.as_ref()))
+                    }
                 }
             }
         }
