@@ -29,6 +29,8 @@ pub(super) async fn load_activity(
 const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 120.0;
 const AXIS: f64 = 18.0;
+/// The room a tick label takes, in chart units.
+const LABEL_WIDTH: f64 = 110.0;
 
 fn label(bucket: ActivityBucket, at: DateTime<Utc>) -> String {
     match bucket {
@@ -81,8 +83,9 @@ pub(super) fn activity_chart(
                         rect.hit x=(x) y="0" width=(slot) height=(HEIGHT) {}
                         rect.bar x=(x + slot * 0.1) y=(HEIGHT - h) width=(slot * 0.8) height=(h) data-count=(n) {}
                     }
-                    @if i % every == 0 {
-                        text.tick x=(x + slot / 2.0) y=(HEIGHT + AXIS - 4.0) text-anchor="middle" { (label(window.bucket, *at)) }
+                    // Labels start at their bar, and none runs past the right edge.
+                    @if i % every == 0 && x + LABEL_WIDTH <= WIDTH {
+                        text.tick x=(x) y=(HEIGHT + AXIS - 4.0) { (label(window.bucket, *at)) }
                     }
                 }
             }
