@@ -193,3 +193,31 @@ async fn a_truncate_shows_on_the_timeline_and_its_transaction() {
     assert!(!page.contains("No field values recorded"));
     assert!(!page.contains("not captured"));
 }
+
+#[tokio::test]
+async fn a_chart_that_takes_too_long_is_left_out_and_the_timeline_still_shows() {
+    let s = seed().await;
+    // Another session holds a lock the chart's count must wait for, then lets go after a
+    // second: the chart gives up at its 200 ms limit, the rows wait and show.
+    let mut locker = s.db.connect().await;
+    sqlx::raw_sql("BEGIN; LOCK TABLE audit_changes IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
+    });
+    let slow = app(&s.db, |o| o.chart_timeout(std::time::Duration::from_millis(200)));
+    let timeline = page(&slow, "/admin/audit").await;
+    release.await.unwrap();
+    assert!(timeline.contains("No activity chart: counting this filter"), "{timeline}");
+    assert!(!timeline.contains("<svg"));
+    assert!(timeline.contains("<tr data-change"), "the rows still show");
+
+    // Duration::ZERO turns the chart off.
+    let off = app(&s.db, |o| o.chart_timeout(std::time::Duration::ZERO));
+    let timeline = page(&off, "/admin/audit").await;
+    assert!(!timeline.contains("activity") && !timeline.contains("<svg"));
+    assert!(timeline.contains("<tr data-change"));
+}

@@ -10,20 +10,59 @@ use super::error::ExplorerError;
 use super::html::View;
 use super::params::{self, Params, TimelineQuery};
 
-/// One chart: its window and every bucket's count.
+/// One chart: its window and every bucket's count, or `None` when counting took longer than
+/// the chart's time limit.
 pub(super) struct Activity {
     window: ActivityWindow,
-    counts: Vec<(DateTime<Utc>, i64)>,
+    counts: Option<Vec<(DateTime<Utc>, i64)>>,
 }
 
+/// PostgreSQL's `query_canceled`, which `statement_timeout` raises.
+const QUERY_CANCELED: &str = "57014";
+
+/// Counts the filter's changes per bucket, in a read-only transaction whose
+/// `statement_timeout` is the chart's time limit, so that a filter matching millions of
+/// changes delays the timeline by that much at most. `None` when the chart is off.
 pub(super) async fn load_activity(
     state: &Explorer,
     query: &TimelineQuery,
-) -> Result<Activity, ExplorerError> {
+) -> Result<Option<Activity>, ExplorerError> {
     let filter = params::filter(query.filter())?;
     let window = ActivityWindow::for_filter(&filter, Utc::now());
-    let counts = state.threadline.activity(&filter, &window).await?;
-    Ok(Activity { window, counts })
+    let limit = state.options.chart_timeout;
+    if limit.is_zero() {
+        return Ok(None);
+    }
+    let counted = async {
+        let mut tx = state.threadline.pool().begin().await?;
+        let set = format!(
+            "SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {}",
+            limit.as_millis().max(1)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+            .execute(&mut *tx)
+            .await?;
+        let counts = state.threadline.on(&mut tx).activity(&filter, &window).await?;
+        tx.commit().await?;
+        Ok::<_, threadline_sqlx::Error>(counts)
+    }
+    .await;
+    match counted {
+        Ok(counts) => Ok(Some(Activity {
+            window,
+            counts: Some(counts),
+        })),
+        Err(threadline_sqlx::Error::Database(sqlx::Error::Database(e)))
+            if e.code().as_deref() == Some(QUERY_CANCELED) =>
+        {
+            tracing::info!(?limit, "threadline explorer: activity chart skipped, counting took too long");
+            Ok(Some(Activity {
+                window,
+                counts: None,
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 const WIDTH: f64 = 1000.0;
@@ -46,6 +85,16 @@ pub(super) fn activity_chart(
     activity: &Activity,
 ) -> Markup {
     let Activity { window, counts } = activity;
+    let Some(counts) = counts else {
+        return html! {
+            section.activity aria-label="activity" {
+                p.muted {
+                    "No activity chart: counting this filter's changes took longer than the chart's time limit. "
+                    "Narrow the time range or the filter to see it."
+                }
+            }
+        };
+    };
     let unit = window.bucket.as_str();
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);

@@ -59,6 +59,7 @@ mod revert_auth;
 mod url;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -71,6 +72,9 @@ pub use revert_auth::{ActorMayRevert, AuthorizeRevert, actor_may_revert};
 
 /// Default number of rows per timeline and actor page.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Default time limit of the timeline's activity chart: see [`ExplorerOptions::chart_timeout`].
+pub const DEFAULT_CHART_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the explorer is set up: who may see it, where it is mounted, and how it shows values.
 ///
@@ -97,6 +101,7 @@ pub struct ExplorerOptions {
     title: String,
     revert: Option<revert_auth::DynAuthorizeRevert>,
     revert_secret: Option<[u8; 32]>,
+    chart_timeout: Duration,
 }
 
 impl std::fmt::Debug for ExplorerOptions {
@@ -107,6 +112,7 @@ impl std::fmt::Debug for ExplorerOptions {
             .field("mask_placeholders", &self.mask_placeholders)
             .field("title", &self.title)
             .field("allow_revert", &self.revert.is_some())
+            .field("chart_timeout", &self.chart_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +129,7 @@ impl ExplorerOptions {
             title: "Audit trail".to_owned(),
             revert: None,
             revert_secret: None,
+            chart_timeout: DEFAULT_CHART_TIMEOUT,
         }
     }
 
@@ -158,6 +165,15 @@ impl ExplorerOptions {
     #[must_use]
     pub fn title(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
+        self
+    }
+
+    /// How long the timeline's activity chart may take to count its changes (default
+    /// [`DEFAULT_CHART_TIMEOUT`]), as the `statement_timeout` of its query; past it, the
+    /// timeline shows without the chart and says why. `Duration::ZERO` turns the chart off.
+    #[must_use]
+    pub fn chart_timeout(mut self, limit: Duration) -> Self {
+        self.chart_timeout = limit;
         self
     }
 

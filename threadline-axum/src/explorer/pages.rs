@@ -115,12 +115,13 @@ pub(super) async fn timeline(
     let view = state.view(&base);
     let (params, result) = match Params::<TimelineQuery>::parse(raw.as_deref()) {
         Ok(params) => {
-            let result = match load_timeline(&state, &params.query).await {
-                Ok(page) => load_activity(&state, &params.query)
-                    .await
-                    .map(|activity| (page, activity)),
-                Err(e) => Err(e),
-            };
+            // The rows and the chart, on two connections at once.
+            let (page, activity) = futures_util::future::join(
+                load_timeline(&state, &params.query),
+                load_activity(&state, &params.query),
+            )
+            .await;
+            let result = page.and_then(|page| activity.map(|activity| (page, activity)));
             (params, result)
         }
         Err(e) => (Params::default(), Err(e)),
@@ -133,7 +134,9 @@ pub(super) async fn timeline(
         (filter_form(&view, &params))
         @match &result {
             Ok((page, activity)) => {
-                (activity_chart(&view, &params, activity))
+                @if let Some(activity) = activity {
+                    (activity_chart(&view, &params, activity))
+                }
                 (changes_table(&view, &params, page))
             }
             Err(e) => p.error role="alert" { (e.public_message()) },

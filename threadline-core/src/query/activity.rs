@@ -15,7 +15,7 @@ pub enum ActivityBucket {
 }
 
 impl ActivityBucket {
-    /// `hour` or `day`, as `date_trunc` names it.
+    /// `hour` or `day`.
     pub fn as_str(self) -> &'static str {
         match self {
             ActivityBucket::Hour => "hour",
@@ -97,7 +97,7 @@ impl ActivityWindow {
     }
 
     /// Every bucket with its count: `rows` (bucket start, count) as the query returns them,
-    /// and zero for the buckets it does not list.
+    /// and zero for any bucket it does not list.
     pub fn fill(&self, rows: &[(DateTime<Utc>, i64)]) -> Vec<(DateTime<Utc>, i64)> {
         self.buckets()
             .into_iter()
@@ -113,23 +113,40 @@ impl ActivityWindow {
 }
 
 /// Changes matching `filter` inside `window`, counted per bucket: rows
-/// `(bucket timestamptz, changes bigint)`, oldest first, empty buckets left out (see
-/// [`ActivityWindow::fill`]). The window replaces the filter's own `from` and `to`.
+/// `(bucket timestamptz, changes bigint)`, one per bucket (zero included), oldest first. The
+/// window replaces the filter's own `from` and `to`.
+///
+/// Each bucket is its own count over a `captured_at` range (a correlated subquery per bucket
+/// of a `generate_series`), not one `GROUP BY` over the window: PostgreSQL cannot estimate the
+/// number of groups of `date_trunc(captured_at)` and would sort every matching change, while a
+/// range count per bucket reads each change once from the index, in order. Buckets are exact
+/// UTC hours or days (seconds, not calendar intervals, so the session's time zone and its
+/// daylight saving changes do not move them).
 pub fn activity(
     schema: &crate::Ident,
     filter: &TimelineFilter,
     window: &ActivityWindow,
 ) -> Result<Statement, QueryError> {
-    let mut params = vec![SqlParam::Text(window.bucket.as_str().to_owned())];
+    let buckets = window.buckets();
+    let first = buckets.first().copied().unwrap_or(window.from);
+    let last = buckets.last().copied().unwrap_or(window.from);
+    let mut params = vec![
+        SqlParam::Timestamp(first),
+        SqlParam::Timestamp(last),
+        SqlParam::Text(format!("{} seconds", window.bucket.width().num_seconds())),
+    ];
     let bounded = filter.clone().from(window.from).to(window.to);
-    let where_clause = bounded.where_clause(&mut params)?;
+    let mut conditions = Vec::new();
+    bounded.push_conditions(&mut conditions, &mut params)?;
+    conditions.push("c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval".into());
     Ok(Statement {
         sql: in_schema(
             &format!(
-                "SELECT date_trunc($1, c.captured_at, 'UTC') AS bucket, count(*) AS changes \
-                 FROM @S.audit_changes c \
-                 LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id {where_clause} \
-                 GROUP BY 1 ORDER BY 1"
+                "SELECT b.bucket, (SELECT count(*) FROM @S.audit_changes c \
+                 LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id {}) AS changes \
+                 FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b(bucket) \
+                 ORDER BY 1",
+                super::filter::where_sql(&conditions)
             ),
             schema,
         ),
@@ -183,12 +200,16 @@ mod tests {
         let statement = activity(&schema, &filter, &window).unwrap();
         assert_eq!(
             statement.sql,
-            "SELECT date_trunc($1, c.captured_at, 'UTC') AS bucket, count(*) AS changes \
-             FROM \"audit\".audit_changes c \
+            "SELECT b.bucket, (SELECT count(*) FROM \"audit\".audit_changes c \
              LEFT JOIN \"audit\".audit_transactions t ON t.id = c.transaction_id \
-             WHERE c.table_name = $2 AND c.table_schema = $3 \
-             AND c.captured_at >= $4 AND c.captured_at <= $5 GROUP BY 1 ORDER BY 1"
+             WHERE c.table_name = $4 AND c.table_schema = $5 \
+             AND c.captured_at >= $6 AND c.captured_at <= $7 \
+             AND c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval) AS changes \
+             FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b(bucket) \
+             ORDER BY 1"
         );
-        assert_eq!(statement.params[0], SqlParam::Text("day".into()));
+        let first = Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap();
+        assert_eq!(statement.params[0], SqlParam::Timestamp(first));
+        assert_eq!(statement.params[2], SqlParam::Text("86400 seconds".into()));
     }
 }
