@@ -208,10 +208,15 @@ async fn a_chart_that_takes_too_long_is_left_out_and_the_timeline_still_shows() 
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
     });
-    let slow = app(&s.db, |o| o.chart_timeout(std::time::Duration::from_millis(200)));
+    let slow = app(&s.db, |o| {
+        o.chart_timeout(std::time::Duration::from_millis(200))
+    });
     let timeline = page(&slow, "/admin/audit").await;
     release.await.unwrap();
-    assert!(timeline.contains("No activity chart: counting this filter"), "{timeline}");
+    assert!(
+        timeline.contains("No activity chart: counting this filter"),
+        "{timeline}"
+    );
     assert!(!timeline.contains("<svg"));
     assert!(timeline.contains("<tr data-change"), "the rows still show");
 

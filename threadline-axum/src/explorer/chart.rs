@@ -42,7 +42,11 @@ pub(super) async fn load_activity(
         sqlx::raw_sql(sqlx::AssertSqlSafe(set))
             .execute(&mut *tx)
             .await?;
-        let counts = state.threadline.on(&mut tx).activity(&filter, &window).await?;
+        let counts = state
+            .threadline
+            .on(&mut tx)
+            .activity(&filter, &window)
+            .await?;
         tx.commit().await?;
         Ok::<_, threadline_sqlx::Error>(counts)
     }
@@ -55,7 +59,10 @@ pub(super) async fn load_activity(
         Err(threadline_sqlx::Error::Database(sqlx::Error::Database(e)))
             if e.code().as_deref() == Some(QUERY_CANCELED) =>
         {
-            tracing::info!(?limit, "threadline explorer: activity chart skipped, counting took too long");
+            tracing::info!(
+                ?limit,
+                "threadline explorer: activity chart skipped, counting took too long"
+            );
             Ok(Some(Activity {
                 window,
                 counts: None,

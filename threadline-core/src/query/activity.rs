@@ -141,14 +141,13 @@ pub fn activity(
     conditions.push("c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval".into());
     // Join the transactions only for a filter on them: even a join PostgreSQL removes keeps
     // `transaction_id` among the columns it reads, which rules out an index-only scan.
-    let join = if filter.actor.is_some()
-        || filter.correlation_id.is_some()
-        || filter.request_id.is_some()
-    {
-        " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
-    } else {
-        ""
-    };
+    let join =
+        if filter.actor.is_some() || filter.correlation_id.is_some() || filter.request_id.is_some()
+        {
+            " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
+        } else {
+            ""
+        };
     Ok(Statement {
         sql: in_schema(
             &format!(
