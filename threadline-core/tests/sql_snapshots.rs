@@ -165,6 +165,45 @@ fn begin_with_context_sql_snapshot() {
     insta::assert_snapshot!("begin_with_context", begin_with_context_sql(&ctx));
 }
 
+/// The explorer's two statements: the previous version of each change of a page (one row is a
+/// truncate, which is never looked up), and the activity chart's counts for a filter.
+#[test]
+fn explorer_queries_sql_snapshot() {
+    use chrono::{TimeZone, Utc};
+    use threadline_core::query::{self, ActivityWindow, TimelineFilter};
+    use threadline_core::{AuditChange, ChangeOp};
+    let at = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let change = |id: i64, op: ChangeOp, pk: serde_json::Value| AuditChange {
+        id,
+        transaction_id: 9,
+        table_schema: "public".into(),
+        table_name: "posts".into(),
+        table_pk: pk,
+        op,
+        data_after: None,
+        data_before: None,
+        changed_fields: None,
+        changed_from: None,
+        captured_at: at,
+        actor_ref: None,
+    };
+    let update = change(7, ChangeOp::Update, serde_json::json!({"id": 1}));
+    let truncate = change(8, ChangeOp::Truncate, serde_json::json!({}));
+    let previous = query::previous_changes(&ident("audit"), &[&update, &truncate]);
+    let filter = TimelineFilter::new()
+        .table("posts".parse().unwrap())
+        .actor(threadline_core::ActorRef::user("42").unwrap());
+    let window = ActivityWindow::for_filter(&filter, at);
+    let activity = query::activity(&ident("audit"), &filter, &window).unwrap();
+    insta::assert_snapshot!(
+        "explorer_queries",
+        format!(
+            "{}\n{:?}\n\n{}\n{:?}",
+            previous.sql, previous.params, activity.sql, activity.params
+        )
+    );
+}
+
 mod partitioned {
     use chrono::{TimeZone, Utc};
     use threadline_core::partition::{

@@ -30,8 +30,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use threadline_core::query::{self, Cursor, PagePlan};
 use threadline_sqlx::{
-    ActorRef, AuditContext, InstallOptions, Page, TableCapture, Threadline, TimelineFilter,
-    TransactionExt,
+    ActivityWindow, ActorRef, AuditContext, InstallOptions, Page, TableCapture, Threadline,
+    TimelineFilter, TransactionExt,
 };
 use threadline_test_support::{Synthetic, fill_synthetic, server_url};
 
@@ -281,6 +281,10 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         "actor_history, deep page",
         "transaction(id)",
         "count(table + 1 h window)",
+        "previous_images(page of 50 changes)",
+        "activity, every change, 30 days per day",
+        "activity by table, 30 days per day",
+        "activity by actor, 1 day per hour",
     ];
     for (m, name) in methods.iter().enumerate() {
         let mut times = Vec::with_capacity(args.samples);
@@ -292,6 +296,17 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
             let txn = 1 + rng.below(spec.transactions);
             let at = seconds(txn);
             let actor = ActorRef::user(rng.below(spec.actors).to_string())?;
+            // The explorer's transaction page looks up the previous version of each change
+            // on its page: here a timeline page of 50 (read before the clock starts).
+            let page_of_50 = if m == 12 {
+                let plan = query::timeline(&schema, &TimelineFilter::new(), &Page::first())?.plan;
+                let cursor = cursor_at(&plan, at, txn * spec.changes_per_transaction());
+                tl.timeline(&TimelineFilter::new(), Page::at(cursor).with_size(50))
+                    .await?
+                    .items
+            } else {
+                Vec::new()
+            };
             let started = Instant::now();
             let n = match m {
                 0 => tl.history(t.as_str(), pk).await?.len(),
@@ -339,12 +354,30 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
                     .transaction(txn)
                     .await?
                     .map_or(0, |d| d.changes.len() + 1),
-                _ => {
+                11 => {
                     let filter = TimelineFilter::new()
                         .table(t.parse()?)
                         .from(at)
                         .to(at + hour);
                     tl.count(&filter).await? as usize
+                }
+                12 => {
+                    let page: Vec<&_> = page_of_50.iter().collect();
+                    tl.previous_images(&page).await?.len()
+                }
+                _ => {
+                    // The chart the explorer draws above that timeline: its window ends at `at`.
+                    let filter = match m {
+                        13 => TimelineFilter::new().to(at),
+                        14 => TimelineFilter::new().table(t.parse()?).to(at),
+                        _ => TimelineFilter::new()
+                            .actor(actor)
+                            .from(at - chrono::Duration::days(1))
+                            .to(at),
+                    };
+                    let window = ActivityWindow::for_filter(&filter, at);
+                    let counts = tl.activity(&filter, &window).await?;
+                    counts.iter().map(|(_, n)| *n as usize).sum()
                 }
             };
             if i >= warmup {

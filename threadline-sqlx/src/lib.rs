@@ -75,7 +75,8 @@ pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport,
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
 pub use threadline_core::partition::{PartitionInterval, RetiredPartition};
 pub use threadline_core::query::{
-    AsOf, Cursor, CursorError, Page, PageOf, PrimaryKey, QueryError, TimelineFilter,
+    ActivityBucket, ActivityWindow, AsOf, Cursor, CursorError, Page, PageOf, PreviousImage,
+    PrimaryKey, QueryError, TimelineFilter,
 };
 pub use threadline_core::revert::{
     LaterChange, RevertError, RevertPlan, RevertStep, RevertTarget, StepAction, StepStatus,

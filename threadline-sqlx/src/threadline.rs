@@ -1,5 +1,6 @@
 //! The exploration handle: [`Threadline`].
 
+use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -9,9 +10,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use threadline_core::query::{
-    self, AsOf, Page, PageOf, PagedQuery, PrimaryKey, SqlParam, Statement, TimelineFilter,
+    self, ActivityWindow, AsOf, Page, PageOf, PagedQuery, PreviousImage, PrimaryKey, SqlParam,
+    Statement, TimelineFilter,
 };
-use threadline_core::{ActorRef, AuditChange, AuditTransaction, Ident, InstallOptions, TableName};
+use threadline_core::{
+    ActorRef, AuditChange, AuditTransaction, ChangeOp, Ident, InstallOptions, TableName,
+};
 
 use threadline_core::{ActionOptions, AuditAction};
 
@@ -238,6 +242,34 @@ impl Threadline {
         Ok(n)
     }
 
+    /// Changes matching `filter` per hour or day over `window` (see [`ActivityWindow`]),
+    /// oldest first, every bucket listed (zero when empty). The window replaces the filter's
+    /// `from` and `to`.
+    pub async fn activity(
+        &self,
+        filter: &TimelineFilter,
+        window: &ActivityWindow,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        let mut conn = self.conn().await?;
+        let counts = self.on(&mut conn).activity(filter, window).await?;
+        conn.finish().await?;
+        Ok(counts)
+    }
+
+    /// For each of `changes`, the row's image before it, taken from the row's history (the
+    /// `data_after` of the change before it), keyed by change id, in one query. A change
+    /// whose row has no earlier image (nothing captured before it, or a delete before it) is
+    /// absent. Shows what an update changed when its table does not store `changed_from`.
+    pub async fn previous_images(
+        &self,
+        changes: &[&AuditChange],
+    ) -> Result<BTreeMap<i64, PreviousImage>> {
+        let mut conn = self.conn().await?;
+        let images = self.on(&mut conn).previous_images(changes).await?;
+        conn.finish().await?;
+        Ok(images)
+    }
+
     /// One page of an actor's transactions, newest first (`occurred_at DESC, id DESC`).
     /// The actor matches the stored `actor_ref` exactly.
     pub async fn actor_history(
@@ -388,6 +420,55 @@ impl ThreadlineConn<'_> {
             .await?;
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// See [`Threadline::activity`].
+    pub async fn activity(
+        self,
+        filter: &TimelineFilter,
+        window: &ActivityWindow,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>> {
+        let statement = query::activity(self.threadline.schema(), filter, window)?;
+        let rows = self
+            .threadline
+            .bind(&statement)
+            .fetch_all(self.conn)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(window.fill(&rows))
+    }
+
+    /// See [`Threadline::previous_images`].
+    pub async fn previous_images(
+        self,
+        changes: &[&AuditChange],
+    ) -> Result<BTreeMap<i64, PreviousImage>> {
+        if changes.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let statement = query::previous_changes(self.threadline.schema(), changes);
+        let mut images = BTreeMap::new();
+        for row in self
+            .threadline
+            .bind(&statement)
+            .fetch_all(self.conn)
+            .await?
+        {
+            let op: String = row.try_get("op")?;
+            let image: Option<Value> = row.try_get("data_after")?;
+            if let (false, Some(image)) = (op == ChangeOp::Delete.as_str(), image) {
+                images.insert(
+                    row.try_get("change_id")?,
+                    PreviousImage {
+                        change_id: row.try_get("id")?,
+                        image,
+                    },
+                );
+            }
+        }
+        Ok(images)
     }
 
     /// See [`Threadline::actor_history`].

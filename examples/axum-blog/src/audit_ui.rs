@@ -17,11 +17,15 @@ pub(crate) const PATH: &str = "/admin/audit";
 /// Where a browser signs in.
 pub(crate) const LOGIN_PATH: &str = "/login/browser";
 
-/// The explorer at [`PATH`] (admins only; `nest_service`, so that `PATH/` with a trailing
-/// slash is the explorer's timeline too), and the sign-in form at [`LOGIN_PATH`].
+/// The explorer at [`PATH`] (admins only, who may also revert; `nest_service`, so that
+/// `PATH/` with a trailing slash is the explorer's timeline too), and the sign-in form at
+/// [`LOGIN_PATH`].
 pub(crate) fn routes(threadline: Threadline) -> Router<AppState> {
-    let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
-    let options = ExplorerOptions::new(admins).title("axum-blog audit trail");
+    let is_admin = |actor: &ActorRef| actor.kind() == ActorType::Admin;
+    // The admin reads the trail, and may revert a transaction from its page, as itself.
+    let options = ExplorerOptions::new(explorer::actor_is(is_admin))
+        .allow_revert(explorer::actor_may_revert(is_admin))
+        .title("axum-blog audit trail");
     Router::new()
         .nest_service(PATH, explorer::router(threadline, options))
         .route(LOGIN_PATH, get(login_page).post(login_form))

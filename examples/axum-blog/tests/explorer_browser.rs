@@ -2,8 +2,10 @@
 //! loopback port against a fresh database, writes a few posts through its API as alice and
 //! bob, signs in as the admin, opens the explorer, filters the timeline by table, follows a
 //! link to a transaction, then to the row's history, picks an "as of" time, opens an actor,
-//! checks the rendered text at each step, and saves a screenshot of each page under
-//! `target/explorer-screenshots/demo-*.png`.
+//! checks the rendered text at each step (the activity chart, before-values derived from the
+//! previous version), reverts alice's edit from its transaction page (a forged POST refused,
+//! then the real form), and saves a screenshot of each page under
+//! `target/explorer-screenshots/` (`demo-*.png`, `revert-*.png`).
 //!
 //! Needs chromium: `bash .ci/setup-chromium.sh`.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -163,6 +165,29 @@ fn explore(database_url: &str) {
     for want in expected {
         assert!(text.contains(want), "timeline lacks {want:?}: {text}");
     }
+    // The activity chart: an SVG with a title, one bar per day, and its table fallback.
+    let chart = browser.eval(
+        "(() => { const svg = document.querySelector('section.activity svg'); \
+           const bars = [...svg.querySelectorAll('rect.bar')]; \
+           return {title: svg.querySelector('title').textContent, bars: bars.length, \
+             total: bars.reduce((n, b) => n + Number(b.dataset.count), 0), \
+             rows: document.querySelectorAll('details.chart-table tbody tr').length, \
+             height: svg.getBoundingClientRect().height}; })()",
+    );
+    assert!(
+        chart["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Changes per day (UTC)"),
+        "{chart}"
+    );
+    assert_eq!(chart["bars"], json!(31), "{chart}");
+    assert_eq!(chart["rows"], json!(31), "{chart}");
+    assert!(chart["total"].as_u64().unwrap() >= 5, "{chart}");
+    assert!(
+        chart["height"].as_f64().unwrap() > 50.0,
+        "the chart is drawn: {chart}"
+    );
     browser.screenshot(&shots.join("demo-1-timeline.png"));
 
     // Filter by table.
@@ -183,21 +208,31 @@ fn explore(database_url: &str) {
     browser.click_and_wait("table.changes tbody tr:first-child a.tx");
     assert!(browser.location().contains("/admin/audit/transactions/"));
     let text = browser.text();
-    // The demo does not store changed_from, so the old values are "not captured" here.
+    // The demo does not store changed_from: the old values come from the post's previous
+    // version, marked derived.
     let expected = [
         "Transaction #",
         "user:alice",
         "axum-blog",
         "Hello, Threadline",
         "Edited",
+        "First draft",
+        "derived",
     ];
-    for want in expected.into_iter().chain(["not captured"]) {
+    for want in expected {
         assert!(
             text.contains(want),
             "transaction page lacks {want:?}: {text}"
         );
     }
+    assert!(!text.contains("not captured"), "{text}");
+    let derived = browser.eval("document.querySelectorAll('td.before.derived').length");
+    assert!(
+        derived.as_u64().unwrap() >= 2,
+        "title and body (at least) are derived: {derived}"
+    );
     browser.screenshot(&shots.join("demo-3-transaction.png"));
+    let edit = browser.location();
 
     // Then the post's history: insert, publish, edit.
     browser.click_and_wait("article.change a.pk");
@@ -245,4 +280,77 @@ fn explore(database_url: &str) {
     browser.navigate(&format!("{base}/admin/audit?op=merge"));
     let text = browser.text();
     assert!(text.contains("invalid parameter `op`"), "{text}");
+
+    revert_the_edit(&mut browser, &base, &edit);
+}
+
+/// Reverts alice's edit from its transaction page: the plan, a forged POST refused, the
+/// real form accepted, then the revert's own transaction.
+fn revert_the_edit(browser: &mut Browser, base: &str, edit: &str) {
+    let shots = screenshot_dir();
+    browser.navigate(edit);
+    browser.click_and_wait("a.button.revert");
+    assert!(
+        browser.location().ends_with("/revert"),
+        "{}",
+        browser.location()
+    );
+    let text = browser.text();
+    for want in [
+        "Revert transaction #",
+        "1 row(s) to restore",
+        "UPDATE \"public\".\"posts\"",
+        "ready",
+        "as admin:admin",
+    ] {
+        assert!(text.contains(want), "plan page lacks {want:?}: {text}");
+    }
+    browser.screenshot(&shots.join("revert-1-plan.png"));
+
+    // A POST from elsewhere (here a script on the demo's own origin, which the browser sends
+    // with the session cookies) without the form's token, or with a made-up one, is refused.
+    let plan = browser.location();
+    browser.navigate(&format!("{base}/posts"));
+    for form in [
+        "",
+        "token=0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let refused = browser.eval(&format!(
+            "fetch({plan:?}, {{method: 'POST', headers: {{'content-type': \
+             'application/x-www-form-urlencoded'}}, body: {form:?}}}) \
+             .then(async r => [r.status, await r.text()])"
+        ));
+        assert_eq!(refused[0], json!(403), "{form:?}: {refused}");
+        assert!(
+            refused[1].as_str().unwrap().contains("anti-forgery token"),
+            "{refused}"
+        );
+    }
+    let title = browser.eval("fetch('/posts/hello').then(r => r.json()).then(p => p.title)");
+    assert_eq!(title, json!("Hello, Threadline"), "nothing reverted yet");
+
+    browser.navigate(&plan);
+    browser.click_and_wait("form.revert button[type=submit]");
+    let text = browser.text();
+    assert!(text.contains("reverted"), "{text}");
+    assert!(text.contains("1 row(s) of transaction"), "{text}");
+    browser.screenshot(&shots.join("revert-2-done.png"));
+    browser.click_and_wait("a.revert-transaction");
+    let text = browser.text();
+    for want in [
+        "threadline.revert",
+        "admin:admin",
+        "Hello, Threadline",
+        "First draft",
+    ] {
+        assert!(
+            text.contains(want),
+            "the revert's transaction lacks {want:?}: {text}"
+        );
+    }
+    browser.screenshot(&shots.join("revert-3-transaction.png"));
+    browser.navigate(&format!("{base}/posts"));
+    let post = browser.eval("fetch('/posts/hello').then(r => r.json())");
+    assert_eq!(post["title"], json!("Hello"), "{post}");
+    assert_eq!(post["body"], json!("First draft"), "{post}");
 }

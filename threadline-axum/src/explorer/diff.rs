@@ -4,6 +4,47 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 use threadline_core::{AuditChange, ChangeOp, DiffValue, FieldDiff, change_diff};
+use threadline_sqlx::PreviousImage;
+
+/// Before-values of one change that come from the row's previous image rather than from the
+/// change itself.
+pub(super) struct Derived {
+    /// The earlier change whose image supplied them.
+    pub(super) from_change: i64,
+    /// Per field of the diff: whether its before-value is derived.
+    pub(super) fields: Vec<bool>,
+}
+
+/// The change's diff. An update stored without `changed_from` has no before-values
+/// ("not captured"); with the row's `previous` image, each of them that the image holds is
+/// taken from it instead, and marked as derived.
+pub(super) fn diff_with_previous(
+    change: &AuditChange,
+    previous: Option<&PreviousImage>,
+) -> (Vec<FieldDiff>, Option<Derived>) {
+    let mut diff = change_diff(change);
+    let Some(previous) = previous else {
+        return (diff, None);
+    };
+    let fields: Vec<bool> = diff
+        .iter_mut()
+        .map(|field| {
+            let old = previous.image.get(&field.name);
+            match (&field.before, old) {
+                (DiffValue::NotCaptured, Some(old)) => {
+                    field.before = DiffValue::Value(old.clone());
+                    true
+                }
+                _ => false,
+            }
+        })
+        .collect();
+    let derived = fields.contains(&true).then_some(Derived {
+        from_change: previous.change_id,
+        fields,
+    });
+    (diff, derived)
+}
 
 /// For each change of a row's history (newest first), the fields that differ from the
 /// version before it (the next, older, entry).
@@ -73,6 +114,35 @@ mod tests {
             captured_at: chrono::DateTime::UNIX_EPOCH,
             actor_ref: None,
         }
+    }
+
+    #[test]
+    fn only_not_captured_before_values_are_derived_from_the_previous_image() {
+        let mut update = change(
+            2,
+            ChangeOp::Update,
+            Some(json!({"id": 1, "title": "b"})),
+            None,
+        );
+        update.changed_fields = Some(vec!["title".into()]);
+        let previous = PreviousImage {
+            change_id: 1,
+            image: json!({"id": 1, "title": "a"}),
+        };
+        let (diff, derived) = diff_with_previous(&update, Some(&previous));
+        let derived = derived.unwrap();
+        assert_eq!(derived.from_change, 1);
+        assert_eq!(derived.fields, vec![true]);
+        assert_eq!(diff[0].before, DiffValue::Value(json!("a")));
+        // Without an earlier image, the value stays "not captured".
+        let (diff, derived) = diff_with_previous(&update, None);
+        assert!(derived.is_none());
+        assert_eq!(diff[0].before, DiffValue::NotCaptured);
+        // With changed_from stored, nothing is derived.
+        update.changed_from = Some(json!({"title": "z"}));
+        let (diff, derived) = diff_with_previous(&update, Some(&previous));
+        assert!(derived.is_none());
+        assert_eq!(diff[0].before, DiffValue::Value(json!("z")));
     }
 
     #[test]

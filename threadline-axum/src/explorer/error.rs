@@ -18,6 +18,10 @@ pub enum ExplorerError {
         "access denied: the audit explorer's `authorize` check refused this request; sign in as a user it accepts"
     )]
     Forbidden,
+    /// A revert from the explorer was refused (403): the `allow_revert` check refused the
+    /// request, or its anti-forgery token is missing or wrong. The text says which.
+    #[error("revert refused: {0}")]
+    RevertDenied(String),
     /// A query or path parameter is invalid (400).
     #[error("invalid parameter `{param}`: {reason}")]
     Param {
@@ -47,10 +51,13 @@ impl ExplorerError {
     pub fn status(&self) -> StatusCode {
         use threadline_sqlx::Error as E;
         match self {
-            ExplorerError::Forbidden => StatusCode::FORBIDDEN,
+            ExplorerError::Forbidden | ExplorerError::RevertDenied(_) => StatusCode::FORBIDDEN,
             ExplorerError::Param { .. } => StatusCode::BAD_REQUEST,
             ExplorerError::NotFound(_) | ExplorerError::Threadline(E::TableNotFound(_)) => {
                 StatusCode::NOT_FOUND
+            }
+            ExplorerError::Threadline(E::RevertRefused(_) | E::RevertStep { .. }) => {
+                StatusCode::CONFLICT
             }
             ExplorerError::Threadline(E::Database(_) | E::NotInTransaction) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 use threadline_core::{ActorRef, AuditChange, ChangeOp, DiffValue, FieldDiff};
 
+use super::diff::Derived;
 use super::params::{pk_param, time_param};
 use super::url::link;
 
@@ -107,7 +108,7 @@ impl View<'_> {
         match value {
             DiffValue::Value(v) => self.value(v),
             DiffValue::NotCaptured => html! {
-                span.missing title="the table does not store changed_from, so the old value was not captured" {
+                span.missing title="the table does not store changed_from, and no earlier version of the row was captured" {
                     "not captured"
                 }
             },
@@ -116,6 +117,17 @@ impl View<'_> {
     }
 
     pub(super) fn diff_table(&self, diff: &[FieldDiff]) -> Markup {
+        self.diff_table_derived(diff, None)
+    }
+
+    /// A diff whose before-values may be partly [`Derived`] from the row's previous image:
+    /// those are marked, with where they came from.
+    pub(super) fn diff_table_derived(
+        &self,
+        diff: &[FieldDiff],
+        derived: Option<&Derived>,
+    ) -> Markup {
+        let is_derived = |i: usize| derived.is_some_and(|d| d.fields.get(i) == Some(&true));
         html! {
             @if diff.is_empty() {
                 p.muted { "No field values recorded." }
@@ -123,10 +135,16 @@ impl View<'_> {
                 table.diff {
                     thead { tr { th { "Field" } th { "Before" } th { "After" } } }
                     tbody {
-                        @for field in diff {
+                        @for (i, field) in diff.iter().enumerate() {
                             tr {
                                 th scope="row" { (field.name) }
-                                td.before { (self.diff_value(&field.before)) }
+                                @if let (true, Some(d)) = (is_derived(i), derived) {
+                                    td.before.derived title={ "derived: the value in the row's previous version (change #" (d.from_change) "); the table does not store changed_from" } {
+                                        (self.diff_value(&field.before)) " " span.derived-mark { "derived" }
+                                    }
+                                } @else {
+                                    td.before { (self.diff_value(&field.before)) }
+                                }
                                 td.after { (self.diff_value(&field.after)) }
                             }
                         }

@@ -5,9 +5,11 @@
 //! works too, but axum then leaves `/admin/audit/` to the host's fallback.)
 //!
 //! * **Timeline** (`/`): changes newest first, filtered by table, actor, time range,
-//!   operation, correlation id and request id, with keyset "newer" / "older" links.
+//!   operation, correlation id and request id, with keyset "newer" / "older" links, under an
+//!   activity chart (changes per hour or day for the filter, inline SVG).
 //! * **Transaction** (`/transactions/{id}`): its context, its actions, and every change with a
-//!   per-field before/after diff.
+//!   per-field before/after diff. When the table does not store `changed_from`, an update's
+//!   before-values come from the row's previous version, marked "derived".
 //! * **Row history** (`/row?table=…&pk=…`): every version of one row, newest first, with the
 //!   diff to the version before, and the row's state "as of" a chosen time.
 //! * **Actor** (`/actor?actor=user:42`): the actor's transactions.
@@ -43,6 +45,8 @@
 //! ```
 
 mod auth;
+mod chart;
+mod csrf;
 mod diff;
 mod error;
 mod export;
@@ -50,9 +54,12 @@ mod html;
 mod json;
 mod pages;
 mod params;
+mod revert;
+mod revert_auth;
 mod url;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -61,9 +68,13 @@ use threadline_sqlx::Threadline;
 
 pub use auth::{ActorIs, AsyncAuthorize, Authorize, actor_is, async_authorize};
 pub use error::ExplorerError;
+pub use revert_auth::{ActorMayRevert, AuthorizeRevert, actor_may_revert};
 
 /// Default number of rows per timeline and actor page.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Default time limit of the timeline's activity chart: see [`ExplorerOptions::chart_timeout`].
+pub const DEFAULT_CHART_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the explorer is set up: who may see it, where it is mounted, and how it shows values.
 ///
@@ -88,6 +99,9 @@ pub struct ExplorerOptions {
     page_size: u32,
     mask_placeholders: Vec<String>,
     title: String,
+    revert: Option<revert_auth::DynAuthorizeRevert>,
+    revert_secret: Option<[u8; 32]>,
+    chart_timeout: Duration,
 }
 
 impl std::fmt::Debug for ExplorerOptions {
@@ -97,6 +111,8 @@ impl std::fmt::Debug for ExplorerOptions {
             .field("page_size", &self.page_size)
             .field("mask_placeholders", &self.mask_placeholders)
             .field("title", &self.title)
+            .field("allow_revert", &self.revert.is_some())
+            .field("chart_timeout", &self.chart_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +127,9 @@ impl ExplorerOptions {
             page_size: DEFAULT_PAGE_SIZE,
             mask_placeholders: vec![DEFAULT_MASK_PLACEHOLDER.to_owned()],
             title: "Audit trail".to_owned(),
+            revert: None,
+            revert_secret: None,
+            chart_timeout: DEFAULT_CHART_TIMEOUT,
         }
     }
 
@@ -148,12 +167,51 @@ impl ExplorerOptions {
         self.title = title.into();
         self
     }
+
+    /// How long the timeline's activity chart may take to count its changes (default
+    /// [`DEFAULT_CHART_TIMEOUT`]), as the `statement_timeout` of its query; past it, the
+    /// timeline shows without the chart and says why. `Duration::ZERO` turns the chart off.
+    #[must_use]
+    pub fn chart_timeout(mut self, limit: Duration) -> Self {
+        self.chart_timeout = limit;
+        self
+    }
+
+    /// Enables reverting a transaction from its page, for the requests `authorize` accepts
+    /// (see [`AuthorizeRevert`]; it also names the actor the revert runs under). Off by
+    /// default. The transaction page then shows a "Revert this transaction…" button, which
+    /// leads to the revert's plan (its rows, SQL and conflicts); the revert runs only on that
+    /// page's POST, which carries an anti-forgery token bound to the viewer's session (a
+    /// cookie the explorer sets), the transaction and the actor.
+    #[must_use]
+    pub fn allow_revert(mut self, authorize: impl AuthorizeRevert) -> Self {
+        self.revert = Some(revert_auth::DynAuthorizeRevert::new(authorize));
+        self
+    }
+
+    /// The server secret that signs the revert form's anti-forgery tokens. Unset (the
+    /// default), each [`router`] draws a random one, so a token is valid only on the process
+    /// that served the form: set the same secret (32 random bytes, kept like any other key)
+    /// on every instance behind a load balancer.
+    #[must_use]
+    pub fn revert_secret(mut self, secret: [u8; 32]) -> Self {
+        self.revert_secret = Some(secret);
+        self
+    }
+}
+
+/// What reverting needs: the check, and the secret that signs tokens.
+struct RevertAccess {
+    authorize: revert_auth::DynAuthorizeRevert,
+    secret: [u8; 32],
 }
 
 /// What every handler shares.
 struct Explorer {
     threadline: Threadline,
     options: ExplorerOptions,
+    /// `None` unless [`ExplorerOptions::allow_revert`] was set (and a secret could be had).
+    revert: Option<RevertAccess>,
 }
 
 type State = Arc<Explorer>;
@@ -163,19 +221,34 @@ type State = Arc<Explorer>;
 /// to the timeline) or [`nest`](Router::nest) (into a router with any state `S`). Every route
 /// checks `options`' [`Authorize`] first.
 ///
-/// Routes (relative to the mount point): `/` timeline, `/transactions/{id}`, `/row`,
+/// Routes (relative to the mount point): `/` timeline, `/transactions/{id}` (and, with
+/// [`ExplorerOptions::allow_revert`], `/transactions/{id}/revert`), `/row`,
 /// `/actor`, the same under `/api/` as JSON, `/export`, and `/assets/explorer.css`.
 pub fn router<S>(threadline: Threadline, options: ExplorerOptions) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let revert = options.revert.clone().and_then(|authorize| {
+        let secret = options.revert_secret.or_else(csrf::random::<32>);
+        if secret.is_none() {
+            tracing::error!(
+                "threadline explorer: reverting is disabled, the system has no random bytes for its token secret; set ExplorerOptions::revert_secret"
+            );
+        }
+        secret.map(|secret| RevertAccess { authorize, secret })
+    });
     let state: State = Arc::new(Explorer {
         threadline,
         options,
+        revert,
     });
     Router::new()
         .route("/", get(pages::timeline))
         .route("/transactions/{id}", get(pages::transaction))
+        .route(
+            "/transactions/{id}/revert",
+            get(revert::plan_page).post(revert::execute),
+        )
         .route("/row", get(pages::row))
         .route("/actor", get(pages::actor))
         .route("/export", get(export::export))

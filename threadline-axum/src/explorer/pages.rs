@@ -1,19 +1,23 @@
 //! The HTML pages, and the loaders they share with the JSON endpoints.
 
+use std::collections::BTreeMap;
+
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum_core::response::Response;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
+use http::request::Parts;
 use maud::{Markup, html};
-use threadline_core::{ActorRef, AuditChange, AuditTransaction, ChangeOp, change_diff};
-use threadline_sqlx::{AsOf, PageOf, TransactionDetail};
+use threadline_core::{ActorRef, AuditChange, AuditTransaction, ChangeOp};
+use threadline_sqlx::{AsOf, PageOf, PreviousImage, TransactionDetail};
 
-use super::diff::version_diffs;
+use super::chart::{activity_chart, load_activity};
+use super::diff::{diff_with_previous, version_diffs};
 use super::error::ExplorerError;
 use super::html::{BasePath, View, changed_fields, op, opt, time};
 use super::params::{self, ActorQuery, FilterFields, NoQuery, Params, RowQuery, TimelineQuery};
-use super::{Explorer, State as AppState};
+use super::{Explorer, State as AppState, revert};
 
 impl Explorer {
     pub(super) fn view<'a>(&'a self, base: &'a str) -> View<'a> {
@@ -111,7 +115,13 @@ pub(super) async fn timeline(
     let view = state.view(&base);
     let (params, result) = match Params::<TimelineQuery>::parse(raw.as_deref()) {
         Ok(params) => {
-            let result = load_timeline(&state, &params.query).await;
+            // The rows and the chart, on two connections at once.
+            let (page, activity) = futures_util::future::join(
+                load_timeline(&state, &params.query),
+                load_activity(&state, &params.query),
+            )
+            .await;
+            let result = page.and_then(|page| activity.map(|activity| (page, activity)));
             (params, result)
         }
         Err(e) => (Params::default(), Err(e)),
@@ -123,7 +133,12 @@ pub(super) async fn timeline(
     let body = html! {
         (filter_form(&view, &params))
         @match &result {
-            Ok(page) => (changes_table(&view, &params, page)),
+            Ok((page, activity)) => {
+                @if let Some(activity) = activity {
+                    (activity_chart(&view, &params, activity))
+                }
+                (changes_table(&view, &params, page))
+            }
             Err(e) => p.error role="alert" { (e.public_message()) },
         }
     };
@@ -265,18 +280,48 @@ pub(super) async fn transaction(
     Extension(BasePath(base)): Extension<BasePath>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
+    parts: Parts,
 ) -> Response {
     let view = state.view(&base);
-    match load_transaction(&state, &id, raw.as_deref()).await {
-        Ok(detail) => {
+    let loaded = match load_transaction(&state, &id, raw.as_deref()).await {
+        Ok(detail) => previous_images(&state, &detail)
+            .await
+            .map(|previous| (detail, previous)),
+        Err(e) => Err(e),
+    };
+    match loaded {
+        Ok((detail, previous)) => {
             let heading = format!("Transaction #{}", detail.transaction.id);
-            view.page(StatusCode::OK, &heading, transaction_body(&view, &detail))
+            let revert = revert::may_revert(&state, &parts).await;
+            let body = html! {
+                @if revert { (revert::button(&view, detail.transaction.id)) }
+                (transaction_body(&view, &detail, &previous))
+            };
+            view.page(StatusCode::OK, &heading, body)
         }
         Err(e) => view.error(&e),
     }
 }
 
-fn transaction_body(view: &View<'_>, detail: &TransactionDetail) -> Markup {
+/// The previous image of each update stored without `changed_from` (one query for the
+/// page), from which its before-values are derived.
+async fn previous_images(
+    state: &Explorer,
+    detail: &TransactionDetail,
+) -> Result<BTreeMap<i64, PreviousImage>, ExplorerError> {
+    let updates: Vec<&AuditChange> = detail
+        .changes
+        .iter()
+        .filter(|c| c.op == ChangeOp::Update && c.changed_from.is_none())
+        .collect();
+    Ok(state.threadline.previous_images(&updates).await?)
+}
+
+fn transaction_body(
+    view: &View<'_>,
+    detail: &TransactionDetail,
+    previous: &BTreeMap<i64, PreviousImage>,
+) -> Markup {
     let tx = &detail.transaction;
     let filter_link = |name: &str, value: Option<&str>| match value {
         Some(v) => html! { a href=(view.link("", [(name, v)])) { (v) } },
@@ -323,11 +368,22 @@ fn transaction_body(view: &View<'_>, detail: &TransactionDetail) -> Markup {
         }
         section.changes {
             h2 { "Changes (" (detail.changes.len()) ")" }
+            @if !previous.is_empty() {
+                p.legend {
+                    span.derived-mark { "derived" }
+                    " Before-values so marked were not stored with the change (the table does not store "
+                    code { "changed_from" } "): they are the row's values in its previous captured version."
+                }
+            }
             @for change in &detail.changes {
+                @let (diff, derived) = diff_with_previous(change, previous.get(&change.id));
                 article.change {
                     h3 { (view.change_heading(change)) }
                     p.meta { (view.as_of_link(change)) }
-                    (view.diff_table(&change_diff(change)))
+                    // A truncate has no field values: its meta line says how many rows went.
+                    @if change.op != ChangeOp::Truncate {
+                        (view.diff_table_derived(&diff, derived.as_ref()))
+                    }
                 }
             }
         }

@@ -13,6 +13,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod activity;
 mod cursor;
 mod filter;
 mod key;
@@ -20,6 +21,7 @@ mod key;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use activity::{ActivityBucket, ActivityWindow, activity};
 pub use cursor::{Cursor, CursorError, Page, PageOf, PagePlan};
 pub use filter::{MAX_FILTER_VALUE_BYTES, TimelineFilter};
 pub use key::PrimaryKey;
@@ -234,13 +236,14 @@ fn row_params(table: &TableName, candidates: Vec<Value>) -> Vec<SqlParam> {
 
 const ROW: &str = "c.table_name = $1 AND c.table_schema = $2 AND c.table_pk = ANY ($3)";
 
+/// The order of a row's history: newest first. The version before a change is the next one
+/// in this order.
+const NEWEST_FIRST: &str = "ORDER BY c.captured_at DESC, c.id DESC";
+
 /// One row's changes, newest first. `candidates` come from [`PrimaryKey::candidates`].
 pub fn history(schema: &Ident, table: &TableName, candidates: Vec<Value>) -> Statement {
     Statement {
-        sql: format!(
-            "{} WHERE {ROW} ORDER BY c.captured_at DESC, c.id DESC",
-            changes_select(schema)
-        ),
+        sql: format!("{} WHERE {ROW} {NEWEST_FIRST}", changes_select(schema)),
         params: row_params(table, candidates),
     }
 }
@@ -258,13 +261,58 @@ pub fn as_of(
     params.push(SqlParam::Timestamp(at));
     Statement {
         sql: format!(
-            "({select} WHERE {ROW} AND c.captured_at <= $4 \
-               ORDER BY c.captured_at DESC, c.id DESC LIMIT 1) \
+            "({select} WHERE {ROW} AND c.captured_at <= $4 {NEWEST_FIRST} LIMIT 1) \
              UNION ALL \
              ({select} WHERE {ROW} AND c.captured_at > $4 \
                ORDER BY c.captured_at, c.id LIMIT 1)"
         ),
         params,
+    }
+}
+
+/// The row image before a change, from the row's history (see [`previous_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousImage {
+    /// The earlier change the image comes from.
+    pub change_id: i64,
+    /// Its `data_after`: the row as that change left it.
+    pub image: Value,
+}
+
+/// For each of `changes`, the change before it in its row's [`history`] (the same table and
+/// `table_pk`, earlier in history order), in one statement: a `LATERAL` lookup per change on
+/// the row index, so a page of changes costs one round trip. Rows
+/// `(change_id bigint, id bigint, op text, data_after jsonb)`; a change whose row has no
+/// earlier change is left out. Truncates (key `{}`) are never looked up.
+pub fn previous_changes(schema: &Ident, changes: &[&AuditChange]) -> Statement {
+    let pages: Vec<Value> = changes
+        .iter()
+        .filter(|c| c.op != ChangeOp::Truncate)
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "table_schema": c.table_schema,
+                "table_name": c.table_name,
+                "table_pk": c.table_pk,
+                "captured_at": c.captured_at,
+            })
+        })
+        .collect();
+    Statement {
+        sql: in_schema(
+            &format!(
+                "SELECT p.id AS change_id, c.id, c.op, c.data_after \
+                 FROM jsonb_to_recordset($1) AS p(id bigint, table_schema text, table_name text, \
+                      table_pk jsonb, captured_at timestamptz) \
+                 CROSS JOIN LATERAL (SELECT c.id, c.op, c.data_after FROM @S.audit_changes c \
+                     WHERE c.table_name = p.table_name AND c.table_schema = p.table_schema \
+                       AND c.table_pk = p.table_pk \
+                       AND (c.captured_at, c.id) < (p.captured_at, p.id) \
+                     {NEWEST_FIRST} LIMIT 1) AS c"
+            ),
+            schema,
+        ),
+        params: vec![SqlParam::Json(Value::Array(pages))],
     }
 }
 
