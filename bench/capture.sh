@@ -28,6 +28,8 @@ Usage: bench/capture.sh [options]
                           frozen       the capture SQL of the previous release, kept in
                                        bench/frozen/ (the yardstick for "no regression")
                           partitioned  this checkout's capture on `install --partitioned`
+                          DIR          a folder holding install.sql and capture_posts.sql (any
+                                       name with a slash), e.g. to try a change by hand
   --partitioned         add the partitioned variant (same as --variants "audited frozen partitioned")
   --growth              also run the growth check (W1, W3 at -c 1 with existing changes)
   --growth-only         run only the growth check
@@ -78,7 +80,9 @@ done
 for v in $VARIANTS; do
     case "$v" in
         audited|frozen|partitioned) ;;
-        *) echo "unknown variant $v: use audited, frozen or partitioned" >&2; exit 2 ;;
+        */*) [ -f "$v/install.sql" ] && [ -f "$v/capture_posts.sql" ] ||
+                { echo "variant $v: no install.sql and capture_posts.sql there" >&2; exit 2; } ;;
+        *) echo "unknown variant $v: use audited, frozen, partitioned or a folder" >&2; exit 2 ;;
     esac
 done
 
@@ -98,7 +102,9 @@ RESULTS="$WORK/results.tsv"
 trap 'rm -rf "$WORK"' EXIT
 BASE_TPL="${PREFIX}_tpl_base"
 AUDITED_TPL="${PREFIX}_tpl_audited"  # the "audited" variant's template (growth check)
-tpl() { echo "${PREFIX}_tpl_$1"; }
+# database name suffix of a variant (a folder variant is named after the folder)
+vname() { case $1 in */*) basename "$1" | tr -c 'a-zA-Z0-9_\n' _ ;; *) echo "$1" ;; esac; }
+tpl() { echo "${PREFIX}_tpl_$(vname "$1")"; }
 RUN_DB="${PREFIX}_run"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 
@@ -121,9 +127,11 @@ install_variant() {
     case $variant in
         audited) "${PSQL[@]}" -d "$db" -f "$WORK/install.sql" >/dev/null ;;
         partitioned) threadline install --partitioned --stdout | "${PSQL[@]}" -d "$db" -f - >/dev/null ;;
-        frozen)
-            "${PSQL[@]}" -d "$db" -f bench/frozen/install.sql >/dev/null
-            "${PSQL[@]}" -d "$db" -f bench/frozen/capture_posts.sql >/dev/null
+        frozen|*/*)
+            local dir=$variant
+            [ "$variant" = frozen ] && dir=bench/frozen
+            "${PSQL[@]}" -d "$db" -f "$dir/install.sql" >/dev/null
+            "${PSQL[@]}" -d "$db" -f "$dir/capture_posts.sql" >/dev/null
             return ;;
     esac
     threadline gen-triggers --tables posts --stdout \
@@ -270,19 +278,19 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR 
 run_cell() {
     local w=$1 clients=$2 sync=$3 r b a v line
     fresh_db "${RUN_DB}_baseline" "$BASE_TPL"
-    for v in $VARIANTS; do fresh_db "${RUN_DB}_$v" "$(tpl "$v")"; done
-    for v in baseline $VARIANTS; do warm "${RUN_DB}_$v" "$w" "$clients" "$sync"; done
+    for v in $VARIANTS; do fresh_db "${RUN_DB}_$(vname "$v")" "$(tpl "$v")"; done
+    for v in baseline $VARIANTS; do warm "${RUN_DB}_$(vname "$v")" "$w" "$clients" "$sync"; done
     for r in $(seq 1 "$ROUNDS"); do
         b=$(run_one "${RUN_DB}_baseline" baseline "$w" "$clients" "$sync")
         line="baseline $b"
         for v in $VARIANTS; do
-            a=$(run_one "${RUN_DB}_$v" "$v" "$w" "$clients" "$sync")
+            a=$(run_one "${RUN_DB}_$(vname "$v")" "$v" "$w" "$clients" "$sync")
             printf 'ratio\t%s\t%s\t%s\t%s\t%s\n' "$w" "$clients" "$sync" "$v" "$(awk -v b="$b" -v a="$a" 'BEGIN {printf "%.3f", b / a}')" >>"$RESULTS"
             line="$line, $v $a"
         done
         log "$w -c $clients sync=$sync round $r (tps): $line"
     done
-    for v in baseline $VARIANTS; do dropdb --force "${RUN_DB}_$v"; done
+    for v in baseline $VARIANTS; do dropdb --force "${RUN_DB}_$(vname "$v")"; done
 }
 
 field() { awk -F'\t' -v k="$1" -v w="$2" -v c="$3" -v s="$4" -v v="${5:-}" \
