@@ -49,11 +49,9 @@ CREATE TABLE IF NOT EXISTS "public".audit_actions (
 );
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
--- throughput, so the set is small. history / as_of (one row), and a rare table's timeline. The
--- key is a 64-bit hash of table_pk (lookups recheck table_pk): smaller and cheaper to insert
--- than the jsonb itself.
+-- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
 CREATE INDEX IF NOT EXISTS audit_changes_row_idx
-    ON "public".audit_changes (table_name, jsonb_hash_extended(table_pk, 0));
+    ON "public".audit_changes (table_name, table_pk);
 -- timeline pages and retention (ties on captured_at are ordered by id with an incremental sort):
 CREATE INDEX IF NOT EXISTS audit_changes_captured_at_idx
     ON "public".audit_changes (captured_at);

@@ -25,7 +25,6 @@ use serde_json::{Map, Value};
 use crate::audit::{AuditChange, ChangeOp};
 use crate::ident::{Ident, TableName, quote_ident};
 use crate::query::{SqlParam, Statement, changes_select};
-use crate::sql::row_key;
 use crate::redaction::{DEFAULT_MASK_PLACEHOLDER, TableCapture};
 
 /// The name of the action every executed revert records.
@@ -271,10 +270,7 @@ pub fn prior_image_statement(schema: &Ident, change: &AuditChange) -> Statement 
         sql: format!(
             "SELECT c.id, c.op, c.data_after, c.data_before FROM {s}.audit_changes c \
              WHERE c.table_schema = $1 AND c.table_name = $2 AND c.table_pk = $3 AND c.id < $4 \
-             AND {} = {} \
-             ORDER BY c.id DESC LIMIT 1",
-            row_key("c.table_pk"),
-            row_key("$3")
+             ORDER BY c.id DESC LIMIT 1"
         ),
         params: vec![
             SqlParam::Text(change.table_schema.clone()),

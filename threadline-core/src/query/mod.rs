@@ -24,7 +24,7 @@ pub use cursor::{Cursor, CursorError, Page, PageOf, PagePlan};
 pub use filter::{MAX_FILTER_VALUE_BYTES, TimelineFilter};
 pub use key::PrimaryKey;
 
-use crate::sql::{fnv1a, row_key};
+use crate::sql::fnv1a;
 use crate::{ActorRef, AuditChange, ChangeOp, Ident, TableName};
 use cursor::PagedMethod;
 use filter::where_sql;
@@ -212,11 +212,10 @@ pub fn table_key_sample(schema: &Ident, table: &TableName) -> Statement {
             "SELECT (SELECT c.table_pk FROM @S.audit_changes c \
                      WHERE c.table_name = $1 AND c.table_schema = $2 \
                        AND c.table_pk <> '{}'::jsonb \
-                     ORDER BY @K LIMIT 1) AS sample, \
+                     ORDER BY c.table_pk LIMIT 1) AS sample, \
                     to_regclass($3) IS NOT NULL AS table_exists",
             schema,
-        )
-        .replace("@K", &row_key("c.table_pk")),
+        ),
         params: vec![
             SqlParam::Text(table.name().as_str().to_owned()),
             SqlParam::Text(table.schema().as_str().to_owned()),
@@ -233,24 +232,14 @@ fn row_params(table: &TableName, candidates: Vec<Value>) -> Vec<SqlParam> {
     ]
 }
 
-/// One row's changes: the row key (see `audit_changes_row_idx`) of every candidate, then the
-/// candidates themselves, since hashes can collide.
-fn row_condition() -> String {
-    format!(
-        "c.table_name = $1 AND c.table_schema = $2 \
-         AND {} = ANY (ARRAY(SELECT {} FROM unnest($3::jsonb[]) AS k)) AND c.table_pk = ANY ($3)",
-        row_key("c.table_pk"),
-        row_key("k")
-    )
-}
+const ROW: &str = "c.table_name = $1 AND c.table_schema = $2 AND c.table_pk = ANY ($3)";
 
 /// One row's changes, newest first. `candidates` come from [`PrimaryKey::candidates`].
 pub fn history(schema: &Ident, table: &TableName, candidates: Vec<Value>) -> Statement {
     Statement {
         sql: format!(
-            "{} WHERE {} ORDER BY c.captured_at DESC, c.id DESC",
-            changes_select(schema),
-            row_condition()
+            "{} WHERE {ROW} ORDER BY c.captured_at DESC, c.id DESC",
+            changes_select(schema)
         ),
         params: row_params(table, candidates),
     }
@@ -267,13 +256,12 @@ pub fn as_of(
     let select = changes_select(schema);
     let mut params = row_params(table, candidates);
     params.push(SqlParam::Timestamp(at));
-    let row = row_condition();
     Statement {
         sql: format!(
-            "({select} WHERE {row} AND c.captured_at <= $4 \
+            "({select} WHERE {ROW} AND c.captured_at <= $4 \
                ORDER BY c.captured_at DESC, c.id DESC LIMIT 1) \
              UNION ALL \
-             ({select} WHERE {row} AND c.captured_at > $4 \
+             ({select} WHERE {ROW} AND c.captured_at > $4 \
                ORDER BY c.captured_at, c.id LIMIT 1)"
         ),
         params,

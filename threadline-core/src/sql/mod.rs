@@ -15,12 +15,6 @@ pub use context::{begin_with_context_sql, begin_with_settings_sql, set_settings_
 pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
 
-/// The row key of a `table_pk` expression: the 64-bit hash that `audit_changes_row_idx` indexes
-/// after `table_name`. Lookups compare it and then recheck `table_pk` itself (hashes collide).
-pub(crate) fn row_key(table_pk: &str) -> String {
-    format!("jsonb_hash_extended({table_pk}, 0)")
-}
-
 /// Picks a dollar-quote tag that does not occur in `body`.
 pub(crate) fn dollar_tag(body: &str) -> String {
     let mut n = 0u32;

@@ -43,8 +43,6 @@ impl CapturePlan {
             .collect();
         let schema_lit = quote_literal(t.schema().as_str());
         let name_lit = quote_literal(t.name().as_str());
-        let key = super::row_key("c.table_pk");
-        let key_pk = super::row_key("i.pk");
         format!(
             "WITH batch AS (
     SELECT to_jsonb(r.*) AS j, {carried}
@@ -63,8 +61,7 @@ impl CapturePlan {
     WHERE NOT EXISTS (
         SELECT 1 FROM (
             SELECT c.op, c.data_after FROM {s}.audit_changes AS c
-            WHERE c.table_name = {name_lit} AND {key} = {key_pk}
-              AND c.table_pk = i.pk AND c.table_schema = {schema_lit}
+            WHERE c.table_name = {name_lit} AND c.table_pk = i.pk AND c.table_schema = {schema_lit}
             ORDER BY c.captured_at DESC, c.id DESC
             LIMIT 1
         ) AS latest
