@@ -5,6 +5,7 @@
 #                               synchronous_commit=off, and -c 1 with synchronous_commit=on
 #   bench/capture.sh --quick    smoke run: 1 round x 2 s per cell (CI runs this, no thresholds)
 #   bench/capture.sh --growth   also the growth check: W1 and W3 against 10M existing changes
+#   bench/capture.sh --partitioned   adds the partitioned install as a variant of the same run
 #   bench/capture.sh --help     every option
 #
 # Needs psql, createdb, dropdb and pgbench on PATH (or in /usr/lib/postgresql/*/bin) and a
@@ -21,6 +22,15 @@ Usage: bench/capture.sh [options]
   --warmup S            seconds of unmeasured pgbench per database before its first run (default 3)
   --configs "C:S ..."   clients:synchronous_commit cells (default "1:off 4:off 1:on")
   --workloads "W1 .."   subset of W1 W2 W3 W4 W5 (default all)
+  --variants "V .."     audited variants, each measured against the same baseline in every
+                        round (default "audited frozen"):
+                          audited      this checkout's install + gen-triggers output
+                          frozen       the capture SQL of the previous release, kept in
+                                       bench/frozen/ (the yardstick for "no regression")
+                          partitioned  this checkout's capture on `install --partitioned`
+                          DIR          a folder holding install.sql and capture_posts.sql (any
+                                       name with a slash), e.g. to try a change by hand
+  --partitioned         add the partitioned variant (same as --variants "audited frozen partitioned")
   --growth              also run the growth check (W1, W3 at -c 1 with existing changes)
   --growth-only         run only the growth check
   --growth-rows N       existing changes for the growth check (default 10000000); the database
@@ -30,6 +40,7 @@ Usage: bench/capture.sh [options]
                         so concurrent runs never share databases)
 
 Overhead = baseline TPS / audited TPS of the same round; the table shows medians over rounds.
+Each round runs baseline, then every variant, one after the other (B A F B A F ...).
 Every audited run checks that audit_changes grew by exactly the rows written and
 audit_transactions by exactly the transactions run; a mismatch fails the benchmark.
 EOF
@@ -40,6 +51,7 @@ DURATION=10
 WARMUP=3
 CONFIGS="1:off 4:off 1:on"
 WORKLOADS="W1 W2 W3 W4 W5"
+VARIANTS="audited frozen"
 GROWTH=0
 MAIN=1
 GROWTH_ROWS=10000000
@@ -52,6 +64,8 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift ;;
         --configs) CONFIGS=$2; shift ;;
         --workloads) WORKLOADS=$2; shift ;;
+        --variants) VARIANTS=$2; shift ;;
+        --partitioned) VARIANTS="audited frozen partitioned" ;;
         --growth) GROWTH=1 ;;
         --growth-only) GROWTH=1; MAIN=0 ;;
         --growth-rows) GROWTH_ROWS=$2; shift ;;
@@ -60,6 +74,16 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
+done
+# The growth check compares against this checkout's capture.
+[ "$GROWTH" = 1 ] && [[ " $VARIANTS " != *" audited "* ]] && VARIANTS="audited $VARIANTS"
+for v in $VARIANTS; do
+    case "$v" in
+        audited|frozen|partitioned) ;;
+        */*) [ -f "$v/install.sql" ] && [ -f "$v/capture_posts.sql" ] ||
+                { echo "variant $v: no install.sql and capture_posts.sql there" >&2; exit 2; } ;;
+        *) echo "unknown variant $v: use audited, frozen, partitioned or a folder" >&2; exit 2 ;;
+    esac
 done
 
 cd "$(dirname "$0")/.."
@@ -77,7 +101,10 @@ WORK=$(mktemp -d)
 RESULTS="$WORK/results.tsv"
 trap 'rm -rf "$WORK"' EXIT
 BASE_TPL="${PREFIX}_tpl_base"
-AUDITED_TPL="${PREFIX}_tpl_audited"
+AUDITED_TPL="${PREFIX}_tpl_audited"  # the "audited" variant's template (growth check)
+# database name suffix of a variant (a folder variant is named after the folder)
+vname() { case $1 in */*) basename "$1" | tr -c 'a-zA-Z0-9_\n' _ ;; *) echo "$1" ;; esac; }
+tpl() { echo "${PREFIX}_tpl_$(vname "$1")"; }
 RUN_DB="${PREFIX}_run"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 
@@ -94,9 +121,28 @@ cargo build -q -p threadline-cli
 BIN="${CARGO_TARGET_DIR:-target}/debug/threadline"
 threadline() { "$BIN" "$@"; }
 
+# install_variant DB VARIANT: the audit schema and the posts capture of one variant
+install_variant() {
+    local db=$1 variant=$2
+    case $variant in
+        audited) "${PSQL[@]}" -d "$db" -f "$WORK/install.sql" >/dev/null ;;
+        partitioned) threadline install --partitioned --stdout | "${PSQL[@]}" -d "$db" -f - >/dev/null ;;
+        frozen|*/*)
+            local dir=$variant
+            [ "$variant" = frozen ] && dir=bench/frozen
+            "${PSQL[@]}" -d "$db" -f "$dir/install.sql" >/dev/null
+            "${PSQL[@]}" -d "$db" -f "$dir/capture_posts.sql" >/dev/null
+            return ;;
+    esac
+    threadline gen-triggers --tables posts --stdout \
+        --database-url "postgres://$PGUSER@$PGHOST:$PGPORT/$db" >"$WORK/capture.$variant.sql"
+    "${PSQL[@]}" -d "$db" -f "$WORK/capture.$variant.sql" >/dev/null
+}
+
 make_templates() {
-    log "creating template databases $BASE_TPL and $AUDITED_TPL"
-    for db in "$AUDITED_TPL" "$BASE_TPL"; do
+    local v db
+    log "creating template databases $BASE_TPL and one per variant ($VARIANTS)"
+    for db in "$BASE_TPL" $(for v in $VARIANTS; do tpl "$v"; done); do
         q postgres "ALTER DATABASE \"$db\" IS_TEMPLATE false" 2>/dev/null || true
         dropdb --if-exists --force "$db"
     done
@@ -119,14 +165,15 @@ SELECT 'Post ' || g, 'post ' || g || ' ' || repeat('lorem ipsum ', 25), 'publish
 FROM generate_series(1, 100000) AS g;
 VACUUM ANALYZE posts;
 SQL
-    createdb -T "$BASE_TPL" "$AUDITED_TPL"
     threadline install --stdout >"$WORK/install.sql"
-    "${PSQL[@]}" -d "$AUDITED_TPL" -f "$WORK/install.sql" >/dev/null
-    threadline gen-triggers --tables posts --stdout \
-        --database-url "postgres://$PGUSER@$PGHOST:$PGPORT/$AUDITED_TPL" >"$WORK/capture.sql"
-    "${PSQL[@]}" -d "$AUDITED_TPL" -f "$WORK/capture.sql" >/dev/null
-    q "$AUDITED_TPL" "VACUUM ANALYZE" >/dev/null
-    for db in "$BASE_TPL" "$AUDITED_TPL"; do
+    for v in $VARIANTS; do
+        db=$(tpl "$v")
+        createdb -T "$BASE_TPL" "$db"
+        install_variant "$db" "$v"
+        q "$db" "VACUUM ANALYZE" >/dev/null
+    done
+    cp "$WORK/capture.audited.sql" "$WORK/capture.sql" 2>/dev/null || true
+    for db in "$BASE_TPL" $(for v in $VARIANTS; do tpl "$v"; done); do
         q postgres "ALTER DATABASE \"$db\" IS_TEMPLATE true"
     done
 }
@@ -185,7 +232,7 @@ warm() {
 run_one() {
     local db=$1 variant=$2 w=$3 clients=$4 sync=$5 out tps txs before after changes txns expected
     before=$(written "$db")
-    [ "$variant" = audited ] && read -r changes txns <<<"$(captured "$db")"
+    [ "$variant" != baseline ] && read -r changes txns <<<"$(captured "$db")"
     q "$db" CHECKPOINT
     out=$(PGOPTIONS="$PGOPTIONS -c synchronous_commit=$sync" \
         pgbench -n -M prepared -c "$clients" -j "$clients" -T "$DURATION" -f "$WORK/$w.sql" "$db" 2>&1) || {
@@ -200,7 +247,7 @@ run_one() {
     if [ $((after - before)) -ne "$expected" ]; then
         echo "row check failed: $w $variant wrote $((after - before)) rows, expected $expected" >&2; exit 1
     fi
-    if [ "$variant" = audited ]; then
+    if [ "$variant" != baseline ]; then
         local c2 t2 bytes
         read -r c2 t2 <<<"$(captured "$db")"
         if [ $((c2 - changes)) -ne "$expected" ] || [ $((t2 - txns)) -ne "$txs" ]; then
@@ -209,59 +256,81 @@ run_one() {
             exit 1
         fi
         if [ "$w" = W3 ]; then
-            bytes=$(q "$db" "SELECT round((pg_total_relation_size('audit_changes') + pg_total_relation_size('audit_transactions'))::numeric / count(*)) FROM audit_changes")
-            printf 'bytes\t%s\t%s\t%s\n' "$clients" "$sync" "$bytes" >>"$RESULTS"
+            bytes=$(q "$db" "$BYTES_SQL")
+            printf 'bytes\t%s\t%s\t%s\t%s\n' "$clients" "$sync" "$variant" "$bytes" >>"$RESULTS"
         fi
     fi
     printf 'tps\t%s\t%s\t%s\t%s\t%s\n' "$w" "$clients" "$sync" "$variant" "$tps" >>"$RESULTS"
     echo "$tps"
 }
 
+# Audit bytes per captured row: audit_changes + audit_transactions (every partition, indexes
+# and TOAST included) over the changes.
+BYTES_SQL="SELECT round(sum(pg_total_relation_size(r))::numeric / (SELECT count(*) FROM audit_changes))
+FROM (SELECT 'audit_changes'::regclass AS r UNION ALL SELECT 'audit_transactions'::regclass
+      UNION ALL SELECT inhrelid::regclass FROM pg_inherits
+      WHERE inhparent IN ('audit_changes'::regclass, 'audit_transactions'::regclass)) AS rels"
+
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# run_cell WORKLOAD CLIENTS SYNC: fresh baseline and audited databases, then B A B A ... rounds
+# run_cell WORKLOAD CLIENTS SYNC: a fresh baseline database and one per variant, then rounds of
+# baseline followed by every variant (B A F B A F ...)
 run_cell() {
-    local w=$1 clients=$2 sync=$3 r b a
-    fresh_db "${RUN_DB}_b" "$BASE_TPL"
-    fresh_db "${RUN_DB}_a" "$AUDITED_TPL"
-    warm "${RUN_DB}_b" "$w" "$clients" "$sync"
-    warm "${RUN_DB}_a" "$w" "$clients" "$sync"
+    local w=$1 clients=$2 sync=$3 r b a v line
+    fresh_db "${RUN_DB}_baseline" "$BASE_TPL"
+    for v in $VARIANTS; do fresh_db "${RUN_DB}_$(vname "$v")" "$(tpl "$v")"; done
+    for v in baseline $VARIANTS; do warm "${RUN_DB}_$(vname "$v")" "$w" "$clients" "$sync"; done
     for r in $(seq 1 "$ROUNDS"); do
-        b=$(run_one "${RUN_DB}_b" baseline "$w" "$clients" "$sync")
-        a=$(run_one "${RUN_DB}_a" audited "$w" "$clients" "$sync")
-        printf 'ratio\t%s\t%s\t%s\t%s\n' "$w" "$clients" "$sync" "$(awk -v b="$b" -v a="$a" 'BEGIN {printf "%.3f", b / a}')" >>"$RESULTS"
-        log "$w -c $clients sync=$sync round $r: baseline $b tps, audited $a tps"
+        b=$(run_one "${RUN_DB}_baseline" baseline "$w" "$clients" "$sync")
+        line="baseline $b"
+        for v in $VARIANTS; do
+            a=$(run_one "${RUN_DB}_$(vname "$v")" "$v" "$w" "$clients" "$sync")
+            printf 'ratio\t%s\t%s\t%s\t%s\t%s\n' "$w" "$clients" "$sync" "$v" "$(awk -v b="$b" -v a="$a" 'BEGIN {printf "%.3f", b / a}')" >>"$RESULTS"
+            line="$line, $v $a"
+        done
+        log "$w -c $clients sync=$sync round $r (tps): $line"
     done
-    dropdb --force "${RUN_DB}_b"
-    dropdb --force "${RUN_DB}_a"
+    for v in baseline $VARIANTS; do dropdb --force "${RUN_DB}_$(vname "$v")"; done
 }
 
 field() { awk -F'\t' -v k="$1" -v w="$2" -v c="$3" -v s="$4" -v v="${5:-}" \
     '$1 == k && $2 == w && $3 == c && $4 == s && (v == "" || $5 == v) {print $NF}' "$RESULTS"; }
 
 print_table() {
-    local cfg w clients sync
+    local cfg w clients sync v head sep row
     echo
     echo "Threadline capture benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(psql -X -At -d postgres -c 'SHOW server_version' | cut -d' ' -f1) PostgreSQL, rounds=$ROUNDS, duration=${DURATION}s, load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| workload | clients | synchronous_commit | baseline TPS | audited TPS | overhead (median) | rounds (overhead) |"
-    echo "|---|---|---|---|---|---|---|"
+    head="| workload | clients | synchronous_commit | baseline TPS |"
+    sep="|---|---|---|---|"
+    for v in $VARIANTS; do
+        head="$head $v TPS | $v overhead (median) | $v rounds |"
+        sep="$sep---|---|---|"
+    done
+    echo "$head"
+    echo "$sep"
     for cfg in $CONFIGS; do
         clients=${cfg%%:*} sync=${cfg##*:}
         for w in $WORKLOADS; do
-            printf '| %s | %s | %s | %.0f | %.0f | %.2fx | %s |\n' "$w" "$clients" "$sync" \
-                "$(field tps "$w" "$clients" "$sync" baseline | median)" \
-                "$(field tps "$w" "$clients" "$sync" audited | median)" \
-                "$(field ratio "$w" "$clients" "$sync" | median)" \
-                "$(field ratio "$w" "$clients" "$sync" | paste -sd' ')"
+            row=$(printf '| %s | %s | %s | %.0f |' "$w" "$clients" "$sync" \
+                "$(field tps "$w" "$clients" "$sync" baseline | median)")
+            for v in $VARIANTS; do
+                row="$row $(printf ' %.0f | %.2fx | %s |' \
+                    "$(field tps "$w" "$clients" "$sync" "$v" | median)" \
+                    "$(field ratio "$w" "$clients" "$sync" "$v" | median)" \
+                    "$(field ratio "$w" "$clients" "$sync" "$v" | paste -sd' ')")"
+            done
+            echo "$row"
         done
     done
     echo
     echo "Audit bytes per captured row after W3 (audit_changes + audit_transactions, table + indexes + TOAST):"
     for cfg in $CONFIGS; do
         clients=${cfg%%:*} sync=${cfg##*:}
-        awk -F'\t' -v c="$clients" -v s="$sync" '$1 == "bytes" && $2 == c && $3 == s {print $4}' "$RESULTS" |
-            median | { read -r m; [ "$m" = - ] || echo "- clients $clients, synchronous_commit $sync: median $m"; }
+        for v in $VARIANTS; do
+            awk -F'\t' -v c="$clients" -v s="$sync" -v v="$v" '$1 == "bytes" && $2 == c && $3 == s && $4 == v {print $5}' "$RESULTS" |
+                median | { read -r m; [ "$m" = - ] || echo "- $v, clients $clients, synchronous_commit $sync: median $m"; }
+        done
     done
 }
 
@@ -344,7 +413,7 @@ if [ "$MAIN" = 1 ]; then
     print_table
 fi
 [ "$GROWTH" = 1 ] && run_growth
-for db in "$AUDITED_TPL" "$BASE_TPL"; do
+for db in "$BASE_TPL" $(for v in $VARIANTS; do tpl "$v"; done); do
     q postgres "ALTER DATABASE \"$db\" IS_TEMPLATE false"
     dropdb --force "$db"
 done
