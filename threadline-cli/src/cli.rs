@@ -78,6 +78,36 @@ pub enum PartitionsCommand {
     Ensure(EnsureArgs),
     /// List the partitions of both audit tables with range, rows and bytes.
     List(ListPartitionsArgs),
+    /// Convert a plain trail to the partitioned layout without rewriting it: each old table
+    /// becomes one partition of its time range. Prints the plan; --execute applies it.
+    Convert(ConvertArgs),
+}
+
+/// `threadline partitions convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Partition interval (default: `interval` under `[storage]` in the config file, else
+    /// month).
+    #[arg(long, value_enum)]
+    pub interval: Option<IntervalArg>,
+    /// Future partitions to make after the switch (default: `premake` under `[storage]`,
+    /// else 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(threadline_core::partition::MAX_PREMAKE)))]
+    pub premake: Option<u32>,
+    /// Seconds each locking step waits for its lock before giving up (nothing is switched
+    /// then).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lock_timeout: u64,
+    /// Apply the plan. Without it the plan is printed and nothing changes.
+    #[arg(long)]
+    pub execute: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
 }
 
 /// `threadline partitions ensure`.

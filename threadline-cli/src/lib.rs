@@ -29,7 +29,9 @@ pub use cli::{
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
-pub use cli::{EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand};
+pub use cli::{
+    ConvertArgs, EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand,
+};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Partitions(args) => match args.command {
             PartitionsCommand::Ensure(args) => partitions::ensure(args).await,
             PartitionsCommand::List(args) => partitions::list(args).await,
+            PartitionsCommand::Convert(args) => partitions::convert(args).await,
         },
         Command::Revert(args) => revert::run(args).await,
     }

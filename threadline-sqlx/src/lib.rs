@@ -60,8 +60,9 @@ pub use export::{
 };
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use partition::{
-    CreatedPartition, EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport,
-    RetiredPartitionReport, StorageLayout, ensure_partitions, list_partitions, purge_partitions,
+    ConvertOptions, ConvertReport, ConvertStep, ConvertedPartition, CreatedPartition,
+    EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport, RetiredPartitionReport,
+    StorageLayout, convert_to_partitioned, ensure_partitions, list_partitions, purge_partitions,
     storage_layout,
 };
 pub use pooling::StatementMode;

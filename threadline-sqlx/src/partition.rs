@@ -17,6 +17,11 @@ use crate::error::{Error, Result};
 use crate::retention::{PurgeOptions, PurgeProgress, PurgeReport};
 use crate::sql;
 
+mod convert;
+pub use convert::{
+    ConvertOptions, ConvertReport, ConvertStep, ConvertedPartition, convert_to_partitioned,
+};
+
 /// How the audit tables are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -179,7 +184,7 @@ async fn require_partitioned(
         StorageLayout::Plain => Err(Error::invalid(
             "layout",
             format!(
-                "the audit tables in schema {} are not partitioned; install with `threadline install --partitioned` (guides/scaling.md explains converting an existing trail)",
+                "the audit tables in schema {} are not partitioned; convert them with `threadline partitions convert` (or install with `threadline install --partitioned`)",
                 schema.as_str()
             ),
         )),
