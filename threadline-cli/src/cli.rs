@@ -36,6 +36,9 @@ pub enum Command {
     Export(ExportArgs),
     /// The partitioned layout: create partitions ahead of time, list them.
     Partitions(PartitionsArgs),
+    /// Archive the partitions (or, on a plain trail, calendar months) wholly before a date
+    /// to verified Parquet or NDJSON files with a manifest; --drop then drops the partitions.
+    Archive(ArchiveArgs),
     /// Undo a change, a transaction, a correlation id or a request id: print the plan, or
     /// apply it with --execute (exit 0 applied or clean, 1 conflicts, 2 bad input).
     Revert(RevertArgs),
@@ -81,6 +84,42 @@ pub enum PartitionsCommand {
     /// Convert a plain trail to the partitioned layout without rewriting it: each old table
     /// becomes one partition of its time range. Prints the plan; --execute applies it.
     Convert(ConvertArgs),
+}
+
+/// Archive file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ArchiveFormatArg {
+    /// Apache Parquet, zstd-compressed (the default).
+    #[default]
+    Parquet,
+    /// Newline-delimited JSON, one row per line.
+    Ndjson,
+}
+
+/// `threadline archive`.
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The cutoff: a date (its start, UTC) or an RFC 3339 time. Whole partitions (or
+    /// months) ending at or before it are archived.
+    #[arg(long, value_name = "DATE")]
+    pub before: String,
+    /// The archive folder (created when missing); `manifest.json` there lists every file.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ArchiveFormatArg,
+    /// After every file verified, detach and drop the archived partitions (partitioned
+    /// layout only; a transaction partition stays while later changes need it).
+    #[arg(long)]
+    pub drop: bool,
+    /// Seconds each drop waits for its lock before giving up (the partition is kept then).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lock_timeout: u64,
 }
 
 /// `threadline partitions convert`.

@@ -7,6 +7,7 @@
 //! assert!(matches!(cli.command, Command::Install(_)));
 //! ```
 
+mod archive;
 mod cli;
 mod config;
 mod connect;
@@ -25,12 +26,13 @@ mod verify_coverage;
 use std::process::ExitCode;
 
 pub use cli::{
+    ArchiveArgs, ArchiveFormatArg, ConvertArgs, EnsureArgs, IntervalArg, ListPartitionsArgs,
+    PartitionsArgs, PartitionsCommand,
+};
+pub use cli::{
     Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, ExportArgs, ExportFormatArg,
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
-};
-pub use cli::{
-    ConvertArgs, EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand,
 };
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -52,5 +54,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             PartitionsCommand::Convert(args) => partitions::convert(args).await,
         },
         Command::Revert(args) => revert::run(args).await,
+        Command::Archive(args) => archive::run(args).await,
     }
 }

@@ -29,6 +29,7 @@
 //! ```
 
 mod action;
+mod archive;
 mod capture_policy;
 mod context;
 mod coverage;
@@ -46,6 +47,9 @@ mod sql;
 mod threadline;
 
 pub use action::current_audit_transaction_id;
+pub use archive::{
+    ArchiveBatch, ArchiveSession, ArchiveUnit, ArchivedChange, ArchivedTransaction, DroppedUnit,
+};
 pub use capture_policy::{
     PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };

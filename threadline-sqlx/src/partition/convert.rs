@@ -277,7 +277,8 @@ async fn convert_locked(
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let locked = Instant::now();
     sqlx::raw_sql(sql::generated(format!(
-        "LOCK TABLE {schema}.audit_transactions, {schema}.audit_changes IN ACCESS EXCLUSIVE MODE"
+        "SET LOCAL client_min_messages = warning;
+         LOCK TABLE {schema}.audit_transactions, {schema}.audit_changes IN ACCESS EXCLUSIVE MODE"
     )))
     .execute(&mut *tx)
     .await
