@@ -39,6 +39,9 @@ pub enum Command {
     /// Archive the partitions (or, on a plain trail, calendar months) wholly before a date
     /// to verified Parquet or NDJSON files with a manifest; --drop then drops the partitions.
     Archive(ArchiveArgs),
+    /// The reporting node: print the logical replication SQL that keeps the whole trail on a
+    /// second PostgreSQL while the primary purges.
+    Replication(ReplicationArgs),
     /// Undo a change, a transaction, a correlation id or a request id: print the plan, or
     /// apply it with --execute (exit 0 applied or clean, 1 conflicts, 2 bad input).
     Revert(RevertArgs),
@@ -84,6 +87,45 @@ pub enum PartitionsCommand {
     /// Convert a plain trail to the partitioned layout without rewriting it: each old table
     /// becomes one partition of its time range. Prints the plan; --execute applies it.
     Convert(ConvertArgs),
+}
+
+/// `threadline replication`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicationArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReplicationCommand,
+}
+
+/// `threadline replication` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReplicationCommand {
+    /// Print the publication (primary), the audit schema and the subscription (reporting
+    /// node) SQL; nothing is run.
+    Sql(ReplicationSqlArgs),
+}
+
+/// `threadline replication sql`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicationSqlArgs {
+    /// Schema of the audit tables (default: `schema` from the config file, else public).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Configuration file.
+    #[arg(long, default_value = "threadline.toml")]
+    pub config: PathBuf,
+    /// Name of the publication on the primary.
+    #[arg(long, default_value = "threadline_audit")]
+    pub publication: String,
+    /// Name of the subscription on the reporting node (also its replication slot's name on
+    /// the primary).
+    #[arg(long, default_value = "threadline_audit")]
+    pub subscription: String,
+    /// How the reporting node connects to the primary (a libpq connection string, e.g.
+    /// `host=db1 dbname=app user=replicator`; the role needs REPLICATION and SELECT on the
+    /// audit tables).
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary_conninfo: String,
 }
 
 /// Archive file formats.

@@ -19,6 +19,7 @@ mod install;
 mod output;
 mod partitions;
 mod progress;
+mod replication;
 mod retention;
 mod revert;
 mod verify_coverage;
@@ -27,7 +28,7 @@ use std::process::ExitCode;
 
 pub use cli::{
     ArchiveArgs, ArchiveFormatArg, ConvertArgs, EnsureArgs, IntervalArg, ListPartitionsArgs,
-    PartitionsArgs, PartitionsCommand,
+    PartitionsArgs, PartitionsCommand, ReplicationArgs, ReplicationCommand, ReplicationSqlArgs,
 };
 pub use cli::{
     Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, ExportArgs, ExportFormatArg,
@@ -55,5 +56,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Revert(args) => revert::run(args).await,
         Command::Archive(args) => archive::run(args).await,
+        Command::Replication(args) => match args.command {
+            ReplicationCommand::Sql(args) => replication::sql(args),
+        },
     }
 }

@@ -12,7 +12,7 @@ use threadline_sqlx::Threadline;
 use tower::ServiceExt;
 
 /// GETs `uri` of the explorer mounted at `/admin/audit` over `pool`, as `admin:alice`.
-pub async fn explorer_get(pool: &PgPool, uri: &str) -> (StatusCode, String) {
+pub(crate) async fn explorer_get(pool: &PgPool, uri: &str) -> (StatusCode, String) {
     let admins = explorer::actor_is(|actor: &ActorRef| actor.kind() == ActorType::Admin);
     let app: Router = Router::new()
         .nest_service(
