@@ -110,7 +110,7 @@ pub struct ArchivedTransaction {
     pub request_id: Option<String>,
     /// `correlation_id`.
     pub correlation_id: Option<String>,
-    /// `remote_ip` as text (`10.0.0.5/32` style is never used: host addresses print bare).
+    /// `remote_ip` as text (`host(remote_ip)`: the address without a prefix length).
     pub remote_ip: Option<String>,
     /// `source`.
     pub source: Option<String>,
@@ -342,8 +342,8 @@ impl ArchiveSession {
     /// Detaches and drops the partitions of `units` (whose archives the caller verified),
     /// changes first. A transaction partition is kept while a change outside the dropped
     /// partitions still belongs to one of its transactions, so no change ever loses its
-    /// transaction row; actions linked to a dropped transaction are unlinked, as retention
-    /// does. Each partition goes in its own short transaction under the maintenance lock
+    /// transaction row; a partition whose rows changed since the plan is kept too. Actions
+    /// linked to a dropped transaction are unlinked, as retention does. Each partition goes in its own short transaction under the maintenance lock
     /// that `partitions ensure` and retention take. Fails on a plain trail.
     pub async fn drop_partitions(
         &mut self,
@@ -373,6 +373,30 @@ impl ArchiveSession {
                 &schema,
             )
             .await?;
+            // Writers into this partition finish first, and new ones wait; then the rows must
+            // still be exactly those archived.
+            sqlx::raw_sql(sql::generated(format!(
+                "LOCK TABLE {schema}.{name} IN SHARE ROW EXCLUSIVE MODE"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let (rows, min_id, max_id): (i64, Option<i64>, Option<i64>) =
+                sqlx::query_as(sql::generated(format!(
+                    "SELECT count(*), min(id), max(id) FROM {schema}.{name}"
+                )))
+                .fetch_one(&mut *tx)
+                .await?;
+            if (rows as u64, min_id, max_id) != (unit.rows, unit.min_id, unit.max_id) {
+                tx.commit().await?;
+                out.push(DroppedUnit {
+                    partition: partition.clone(),
+                    outcome: format!(
+                        "kept: it holds {rows} rows now, {} when archived; run archive again",
+                        unit.rows
+                    ),
+                });
+                continue;
+            }
             if unit.table == PartitionedTable::Transactions.name() {
                 let straddlers: i64 = sqlx::query_scalar(sql::generated(format!(
                     "SELECT count(*) FROM {schema}.audit_changes c
