@@ -282,6 +282,18 @@ async fn the_converted_schema_is_a_fresh_partitioned_install() {
             .await
             .unwrap();
         write_one(&converted, &install).await;
+        if hardened {
+            // Without its owner role the switch would undo the hardening: refused.
+            let err =
+                convert_to_partitioned(&converted.pool, &InstallOptions::default(), &execute())
+                    .await
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                err.contains("hardened") && err.contains(&owner.name),
+                "{err}"
+            );
+        }
         convert_to_partitioned(&converted.pool, &install, &execute())
             .await
             .unwrap();

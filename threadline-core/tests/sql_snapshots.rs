@@ -256,12 +256,14 @@ fn partition_convert_sql_snapshot() {
             primary_key: "audit_transactions_pkey".into(),
             indexes: vec!["audit_transactions_actor_ref_idx".into()],
             next_id: 1001,
+            owner: ident("app_owner"),
         },
         ConvertedTable {
             range: range(PartitionedTable::Changes),
             primary_key: "audit_changes_pkey".into(),
             indexes: vec!["audit_changes_row_idx".into()],
             next_id: 10001,
+            owner: ident("app_owner"),
         },
     ];
     let install = InstallOptions::default();

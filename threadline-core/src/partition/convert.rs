@@ -20,7 +20,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{PartitionInterval, PartitionRange, PartitionedTable};
-use crate::ident::{Ident, quote_ident};
+use crate::ident::{Ident, quote_ident, quote_literal};
 use crate::sql::{InstallOptions, install_sql};
 
 /// The name of the `CHECK` constraint that proves an old table's range before the attach.
@@ -68,6 +68,9 @@ pub struct ConvertedTable {
     /// The parent's identity restarts here: above every id the old table holds or its
     /// sequence handed out.
     pub next_id: i64,
+    /// The old table's owner: the parent gets it, so the trail stays owned by whoever owned
+    /// it, whoever runs the conversion.
+    pub owner: Ident,
 }
 
 /// The name of the prepared primary key index of a partition.
@@ -158,11 +161,38 @@ ALTER TABLE {schema}.{table} RENAME TO {part};
             "ALTER TABLE {schema}.{table} ALTER COLUMN id RESTART WITH {next};
 ALTER TABLE {schema}.{table} ATTACH PARTITION {schema}.{part} FOR VALUES FROM ({from}) TO ({to});
 ALTER TABLE {schema}.{part} DROP CONSTRAINT {RANGE_CHECK};
+ALTER TABLE {schema}.{table} OWNER TO {owner};
+ALTER TABLE {schema}.{default} OWNER TO {owner};
 ",
             next = t.next_id,
+            owner = t.owner,
+            default = quote_ident(&t.range.table.default_partition()),
         ));
+        sql.push_str(&copy_grants(schema, &t.range));
     }
     sql
+}
+
+/// A `DO` block that grants on the parent what was granted on the old table (now the
+/// partition `range`), so readers keep reading whatever options the conversion ran with.
+fn copy_grants(schema: &Ident, range: &PartitionRange) -> String {
+    let old = quote_literal(&format!("{schema}.{}", quote_ident(&range.name())));
+    let parent = quote_literal(&format!("{schema}.{}", range.table.name()));
+    let body = format!(
+        "DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.privilege_type, a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+             WHERE c.oid = {old}::regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON %s TO %s', r.privilege_type, {parent},
+            CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
+    END LOOP;
+END
+"
+    );
+    let tag = crate::sql::dollar_tag(&body);
+    format!("DO {tag}\n{body}{tag};\n")
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ pub async fn convert_to_partitioned(
             ));
         }
     }
+    check_hardening(&mut conn, install).await?;
     let lock_key = format!("{ENSURE_LOCK} {}", schema.as_str());
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
         .bind(&lock_key)
@@ -313,6 +314,37 @@ async fn convert_locked(
     Ok(report)
 }
 
+/// The switch re-runs the install, which would turn a hardened trail's functions back to
+/// `SECURITY INVOKER` without the same owner role: refuse, naming the role to pass.
+async fn check_hardening(conn: &mut PgConnection, install: &InstallOptions) -> Result<()> {
+    let (hardened, owner): (bool, String) = sqlx::query_as(
+        "SELECT coalesce((SELECT p.prosecdef FROM pg_proc p
+                          WHERE p.pronamespace = to_regnamespace($1)
+                            AND p.proname = 'threadline_transaction_id'), false),
+                (SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = to_regclass($2))",
+    )
+    .bind(install.schema.as_str())
+    .bind(format!("{}.audit_changes", install.schema))
+    .fetch_one(&mut *conn)
+    .await?;
+    match &install.owner_role {
+        None if hardened => Err(Error::invalid(
+            "convert",
+            format!(
+                "the trail is hardened (owned by {owner}); run convert with the same hardening settings as the install: owner_role = \"{owner}\" and the reader roles in threadline.toml"
+            ),
+        )),
+        Some(role) if role.as_str() != owner => Err(Error::invalid(
+            "convert",
+            format!(
+                "the audit tables are owned by {owner}, not by the owner role {}; use the owner role the trail was installed with",
+                role.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What the switch needs of each old table: its primary key, its other indexes, and the id
 /// the parent's identity starts from.
 async fn read_tables(
@@ -357,11 +389,18 @@ async fn read_tables(
         .bind(&table)
         .fetch_one(&mut *conn)
         .await?;
+        let owner: String = sqlx::query_scalar(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = to_regclass($1)",
+        )
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await?;
         out.push(ConvertedTable {
             range: *range,
             primary_key,
             indexes,
             next_id,
+            owner: Ident::new(owner)?,
         });
     }
     Ok(out)
