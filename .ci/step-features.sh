@@ -29,3 +29,5 @@ for crate in threadline-axum threadline-actix; do
     check "$crate"
     check "$crate" --all-features
 done
+# The CLI without its default `parquet` feature (archive writes NDJSON only).
+check threadline-cli --no-default-features

@@ -9,3 +9,6 @@ THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-sqlx \
     --test exploration_history --test exploration_timeline --test exploration_transactions \
     --test exploration_errors --test exploration_schema \
     --test export --test hardened --test partition --test retention --test snapshot
+# The reporting node replicates a partitioned trail too (and `partitions ensure` moving rows
+# out of DEFAULT must not replicate them twice).
+THREADLINE_TEST_LAYOUT=partitioned cargo test -p threadline-tests --test replication

@@ -36,6 +36,12 @@ pub enum Command {
     Export(ExportArgs),
     /// The partitioned layout: create partitions ahead of time, list them.
     Partitions(PartitionsArgs),
+    /// Archive the partitions (or, on a plain trail, calendar months) wholly before a date
+    /// to verified Parquet or NDJSON files with a manifest; --drop then drops the partitions.
+    Archive(ArchiveArgs),
+    /// The reporting node: print the logical replication SQL that keeps the whole trail on a
+    /// second PostgreSQL while the primary purges.
+    Replication(ReplicationArgs),
     /// Undo a change, a transaction, a correlation id or a request id: print the plan, or
     /// apply it with --execute (exit 0 applied or clean, 1 conflicts, 2 bad input).
     Revert(RevertArgs),
@@ -78,6 +84,111 @@ pub enum PartitionsCommand {
     Ensure(EnsureArgs),
     /// List the partitions of both audit tables with range, rows and bytes.
     List(ListPartitionsArgs),
+    /// Convert a plain trail to the partitioned layout without rewriting it: each old table
+    /// becomes one partition of its time range. Prints the plan; --execute applies it.
+    Convert(ConvertArgs),
+}
+
+/// `threadline replication`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicationArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ReplicationCommand,
+}
+
+/// `threadline replication` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReplicationCommand {
+    /// Print the publication (primary), the audit schema and the subscription (reporting
+    /// node) SQL; nothing is run.
+    Sql(ReplicationSqlArgs),
+}
+
+/// `threadline replication sql`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicationSqlArgs {
+    /// Schema of the audit tables (default: `schema` from the config file, else public).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Configuration file.
+    #[arg(long, default_value = "threadline.toml")]
+    pub config: PathBuf,
+    /// Name of the publication on the primary.
+    #[arg(long, default_value = "threadline_audit")]
+    pub publication: String,
+    /// Name of the subscription on the reporting node (also its replication slot's name on
+    /// the primary).
+    #[arg(long, default_value = "threadline_audit")]
+    pub subscription: String,
+    /// How the reporting node connects to the primary (a libpq connection string, e.g.
+    /// `host=db1 dbname=app user=replicator`; the role needs REPLICATION and SELECT on the
+    /// audit tables).
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary_conninfo: String,
+}
+
+/// Archive file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ArchiveFormatArg {
+    /// Apache Parquet, zstd-compressed (the default).
+    #[default]
+    Parquet,
+    /// Newline-delimited JSON, one row per line.
+    Ndjson,
+}
+
+/// `threadline archive`.
+#[derive(Debug, Clone, Args)]
+pub struct ArchiveArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The cutoff: a date (its start, UTC) or an RFC 3339 time. Whole partitions (or
+    /// months) ending at or before it are archived.
+    #[arg(long, value_name = "DATE")]
+    pub before: String,
+    /// The archive folder (created when missing); `manifest.json` there lists every file.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ArchiveFormatArg,
+    /// After every file verified, detach and drop the archived partitions (partitioned
+    /// layout only; a transaction partition stays while later changes need it).
+    #[arg(long)]
+    pub drop: bool,
+    /// Seconds each drop waits for its lock before giving up (the partition is kept then).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lock_timeout: u64,
+}
+
+/// `threadline partitions convert`.
+#[derive(Debug, Clone, Args)]
+pub struct ConvertArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Partition interval (default: `interval` under `[storage]` in the config file, else
+    /// month).
+    #[arg(long, value_enum)]
+    pub interval: Option<IntervalArg>,
+    /// Future partitions to make after the switch (default: `premake` under `[storage]`,
+    /// else 3).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(threadline_core::partition::MAX_PREMAKE)))]
+    pub premake: Option<u32>,
+    /// Seconds each locking step waits for its lock before giving up (nothing is switched
+    /// then).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lock_timeout: u64,
+    /// Apply the plan. Without it the plan is printed and nothing changes.
+    #[arg(long)]
+    pub execute: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
 }
 
 /// `threadline partitions ensure`.

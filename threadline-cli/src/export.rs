@@ -116,7 +116,11 @@ fn filter(args: &ExportArgs) -> anyhow::Result<TimelineFilter> {
 
 /// An ISO 8601 time with an offset, or a date (its start, or with `end_of_day` its last
 /// microsecond, in UTC).
-fn parse_time(flag: &str, value: &str, end_of_day: bool) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn parse_time(
+    flag: &str,
+    value: &str,
+    end_of_day: bool,
+) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -7,6 +7,7 @@
 //! assert!(matches!(cli.command, Command::Install(_)));
 //! ```
 
+mod archive;
 mod cli;
 mod config;
 mod connect;
@@ -18,6 +19,7 @@ mod install;
 mod output;
 mod partitions;
 mod progress;
+mod replication;
 mod retention;
 mod revert;
 mod verify_coverage;
@@ -25,11 +27,14 @@ mod verify_coverage;
 use std::process::ExitCode;
 
 pub use cli::{
+    ArchiveArgs, ArchiveFormatArg, ConvertArgs, EnsureArgs, IntervalArg, ListPartitionsArgs,
+    PartitionsArgs, PartitionsCommand, ReplicationArgs, ReplicationCommand, ReplicationSqlArgs,
+};
+pub use cli::{
     Cli, Command, ContinuityArgs, DatabaseArgs, DoctorArgs, ExportArgs, ExportFormatArg,
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
-pub use cli::{EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,7 +52,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Partitions(args) => match args.command {
             PartitionsCommand::Ensure(args) => partitions::ensure(args).await,
             PartitionsCommand::List(args) => partitions::list(args).await,
+            PartitionsCommand::Convert(args) => partitions::convert(args).await,
         },
         Command::Revert(args) => revert::run(args).await,
+        Command::Archive(args) => archive::run(args).await,
+        Command::Replication(args) => match args.command {
+            ReplicationCommand::Sql(args) => replication::sql(args),
+        },
     }
 }

@@ -123,6 +123,11 @@ impl AtomicFile {
         self.tmp.as_file_mut()
     }
 
+    /// The temporary file's path (to read it back before the commit).
+    pub(crate) fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
     /// Syncs the data and renames the file into place.
     pub(crate) fn commit(self) -> anyhow::Result<()> {
         let path = self.path;

@@ -1,11 +1,11 @@
-//! `threadline partitions ensure|list`.
+//! `threadline partitions ensure|list|convert`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use threadline_sqlx::EnsureOptions;
+use threadline_sqlx::{ConvertOptions, EnsureOptions};
 
-use crate::cli::{EnsureArgs, ListPartitionsArgs, ReportFormat};
+use crate::cli::{ConvertArgs, EnsureArgs, ListPartitionsArgs, ReportFormat};
 
 pub(crate) async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
     let (config, install) = crate::config::ops(&args.ops)?;
@@ -44,6 +44,62 @@ pub(crate) async fn ensure(args: EnsureArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let (config, install) = crate::config::ops(&args.ops)?;
+    let storage = config.storage_settings()?;
+    let options = ConvertOptions::default()
+        .interval(args.interval.map_or(storage.interval, Into::into))
+        .premake(args.premake.unwrap_or(storage.premake))
+        .lock_timeout(Duration::from_secs(args.lock_timeout))
+        .execute(args.execute);
+    let pool = crate::connect::pool(&args.ops.db).await?;
+    let report = threadline_sqlx::convert_to_partitioned(&pool, &install, &options).await?;
+    if args.format == ReportFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &report.partitions {
+        println!(
+            "{} becomes partition {} [{} .. {})",
+            p.table,
+            p.name,
+            p.from.to_rfc3339(),
+            p.to.to_rfc3339()
+        );
+    }
+    if !report.executed {
+        for (n, step) in report.steps.iter().enumerate() {
+            println!(
+                "\n-- step {}: {}\n-- lock: {}\n{}",
+                n + 1,
+                step.title,
+                step.lock,
+                step.sql
+            );
+        }
+        println!(
+            "dry run: nothing was changed; run again with --execute to convert ({} interval)",
+            report.interval
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &report.created {
+        println!(
+            "created {} [{} .. {})",
+            p.name,
+            p.from.to_rfc3339(),
+            p.to.to_rfc3339()
+        );
+    }
+    println!(
+        "converted to the partitioned layout ({} interval): prepared in {} ms while capture went on, then capture waited {} ms for the switch",
+        report.interval,
+        report.prepared_in.as_millis(),
+        report.locked_for.as_millis()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

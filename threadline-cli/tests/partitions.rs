@@ -134,3 +134,49 @@ async fn partitions_commands_refuse_a_plain_install() {
     assert_eq!(code, 2);
     assert!(err.contains("9999"), "{err}");
 }
+
+#[tokio::test]
+async fn convert_prints_the_plan_then_converts_with_execute() {
+    let db = TestDb::installed_plain().await;
+    db.exec("CREATE TABLE items (id bigint PRIMARY KEY)").await;
+    db.audit("items", &threadline_sqlx::TableCapture::default())
+        .await;
+    threadline_test_support::write(
+        &db,
+        &threadline_test_support::user("1"),
+        "INSERT INTO items VALUES (1)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = stdout_of(threadline_on(&db, dir.path()).args(["partitions", "convert"]));
+    assert!(
+        plan.contains("ATTACH PARTITION") && plan.contains("dry run") && plan.contains("--execute"),
+        "{plan}"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_class WHERE relname = 'audit_changes' AND relkind = 'p'"
+        )
+        .await,
+        0
+    );
+    let done = stdout_of(threadline_on(&db, dir.path()).args([
+        "partitions",
+        "convert",
+        "--interval",
+        "week",
+        "--premake",
+        "1",
+        "--execute",
+    ]));
+    assert!(
+        done.contains("converted to the partitioned layout (week interval)"),
+        "{done}"
+    );
+    let list = stdout_of(threadline_on(&db, dir.path()).args(["partitions", "list"]));
+    assert!(list.contains("audit_changes_default"), "{list}");
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_changes").await, 1);
+    let (code, _, err) = run(threadline_on(&db, dir.path()).args(["partitions", "convert"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("already partitioned"), "{err}");
+}

@@ -22,6 +22,12 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 
 use crate::ident::{Ident, quote_literal};
 
+mod convert;
+pub use convert::{
+    ConvertedTable, RANGE_CHECK, convert_index_name, convert_pkey_name, convert_prepare_sql,
+    convert_range, convert_switch_sql,
+};
+
 /// Default number of future partitions `partitions ensure` keeps ahead of now.
 pub const DEFAULT_PREMAKE: u32 = 3;
 

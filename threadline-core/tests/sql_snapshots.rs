@@ -257,3 +257,67 @@ mod partitioned {
         insta::assert_snapshot!("partition_maintenance", sql);
     }
 }
+
+#[test]
+fn replication_sql_snapshot() {
+    let name = ident("threadline_audit");
+    let sql = threadline_core::sql::replication_sql(
+        &InstallOptions::default(),
+        &name,
+        &name,
+        "host=db1 dbname=app user=o'brien",
+    );
+    insta::assert_snapshot!(
+        "replication",
+        format!("{}\n{}", sql.publication, sql.subscription)
+    );
+    assert!(
+        sql.reporting_schema
+            .contains(&install_sql(&InstallOptions::default()))
+    );
+}
+
+#[test]
+fn partition_convert_sql_snapshot() {
+    use chrono::TimeZone;
+    use threadline_core::partition::{
+        ConvertedTable, PartitionInterval, PartitionRange, PartitionedTable, convert_prepare_sql,
+        convert_switch_sql,
+    };
+    let range = |table| PartitionRange {
+        table,
+        from: chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        to: chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(),
+    };
+    let tables = [
+        ConvertedTable {
+            range: range(PartitionedTable::Transactions),
+            primary_key: "audit_transactions_pkey".into(),
+            indexes: vec!["audit_transactions_actor_ref_idx".into()],
+            next_id: 1001,
+            owner: ident("app_owner"),
+        },
+        ConvertedTable {
+            range: range(PartitionedTable::Changes),
+            primary_key: "audit_changes_pkey".into(),
+            indexes: vec!["audit_changes_row_idx".into()],
+            next_id: 10001,
+            owner: ident("app_owner"),
+        },
+    ];
+    let install = InstallOptions::default();
+    let switch = convert_switch_sql(
+        &install,
+        PartitionInterval::Month,
+        &tables,
+        &["audit_actions_transaction_id_fkey".into()],
+    );
+    // The install in the middle is snapshotted on its own; keep what surrounds it.
+    let partitioned = install_sql(&install.clone().with_partitioning(PartitionInterval::Month));
+    let (head, tail) = switch.split_once(&partitioned).unwrap();
+    let prepare = convert_prepare_sql(&install.schema, &tables[1].range).join(";\n");
+    insta::assert_snapshot!(
+        "partition_convert",
+        format!("{prepare}\n-- switch\n{head}-- (partitioned install)\n{tail}")
+    );
+}

@@ -29,6 +29,7 @@
 //! ```
 
 mod action;
+mod archive;
 mod capture_policy;
 mod context;
 mod coverage;
@@ -46,6 +47,9 @@ mod sql;
 mod threadline;
 
 pub use action::current_audit_transaction_id;
+pub use archive::{
+    ArchiveBatch, ArchiveSession, ArchiveUnit, ArchivedChange, ArchivedTransaction, DroppedUnit,
+};
 pub use capture_policy::{
     PolicyDrift, StoredCapture, policy_drift, stored_capture_policies, stored_capture_policy,
 };
@@ -60,8 +64,9 @@ pub use export::{
 };
 pub use install::{TableInfo, audit_table, describe_table, install, plan_capture};
 pub use partition::{
-    CreatedPartition, EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport,
-    RetiredPartitionReport, StorageLayout, ensure_partitions, list_partitions, purge_partitions,
+    ConvertOptions, ConvertReport, ConvertStep, ConvertedPartition, CreatedPartition,
+    EnsureOptions, EnsureReport, PartitionInfo, PartitionPurgeReport, RetiredPartitionReport,
+    StorageLayout, convert_to_partitioned, ensure_partitions, list_partitions, purge_partitions,
     storage_layout,
 };
 pub use pooling::StatementMode;

@@ -17,6 +17,11 @@ use crate::error::{Error, Result};
 use crate::retention::{PurgeOptions, PurgeProgress, PurgeReport};
 use crate::sql;
 
+mod convert;
+pub use convert::{
+    ConvertOptions, ConvertReport, ConvertStep, ConvertedPartition, convert_to_partitioned,
+};
+
 /// How the audit tables are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -40,7 +45,7 @@ pub async fn storage_layout(pool: &PgPool, install: &InstallOptions) -> Result<S
     layout_on(&mut conn, &install.schema).await
 }
 
-async fn layout_on(conn: &mut PgConnection, schema: &Ident) -> Result<StorageLayout> {
+pub(crate) async fn layout_on(conn: &mut PgConnection, schema: &Ident) -> Result<StorageLayout> {
     let row: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT relkind::text, obj_description(oid, 'pg_class') FROM pg_class
          WHERE oid = to_regclass($1)",
@@ -126,21 +131,21 @@ pub async fn list_partitions(
     Ok(out)
 }
 
-fn q(name: &str) -> String {
+pub(crate) fn q(name: &str) -> String {
     threadline_core::quote_ident(name)
 }
 
-struct Part {
+pub(crate) struct Part {
     oid: u32,
     name: String,
-    range: Option<PartitionRange>,
+    pub(crate) range: Option<PartitionRange>,
     estimate: i64,
     bytes: i64,
 }
 
 /// The partitions of one table with their bounds (printed with their UTC offset, whatever
 /// the session's `TimeZone`).
-async fn partitions_on(
+pub(crate) async fn partitions_on(
     conn: &mut PgConnection,
     schema: &Ident,
     table: PartitionedTable,
@@ -179,7 +184,7 @@ async fn require_partitioned(
         StorageLayout::Plain => Err(Error::invalid(
             "layout",
             format!(
-                "the audit tables in schema {} are not partitioned; install with `threadline install --partitioned` (guides/scaling.md explains converting an existing trail)",
+                "the audit tables in schema {} are not partitioned; convert them with `threadline partitions convert` (or install with `threadline install --partitioned`)",
                 schema.as_str()
             ),
         )),
@@ -268,7 +273,7 @@ pub struct EnsureReport {
     pub created: Vec<CreatedPartition>,
 }
 
-const ENSURE_LOCK: &str = "threadline partitions ensure";
+pub(crate) const ENSURE_LOCK: &str = "threadline partitions ensure";
 
 /// Creates the partitions from now to now + `premake` intervals, for both audit tables, and
 /// moves every row that landed in a `DEFAULT` partition into a partition of its own range.
@@ -342,7 +347,7 @@ pub async fn ensure_partitions(
     Ok(report)
 }
 
-async fn begin_maintenance<'c>(
+pub(crate) async fn begin_maintenance<'c>(
     conn: &'c mut PgConnection,
     lock_timeout: Duration,
     lock: &str,
