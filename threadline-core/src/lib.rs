@@ -23,6 +23,7 @@
 //! assert!(sql.contains("threadline_capture_users_"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod action;
 mod actor;
@@ -86,4 +87,6 @@ pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{
     AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
 };
+#[cfg(feature = "opentelemetry")]
+pub use trace::current_span_trace_id;
 pub use trace::{TRACEPARENT_HEADER, TraceContextError, TraceId, TraceParent};

@@ -171,6 +171,26 @@ impl TraceParent {
     }
 }
 
+/// The trace id of OpenTelemetry's current span (`opentelemetry::Context::current()`), or
+/// `None` when the current context holds no valid span context (no span, or a no-op tracer).
+///
+/// The web integrations call it with their `opentelemetry` feature, where it takes precedence
+/// over the `traceparent` header: the current span is the trace the application itself
+/// records and exports.
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub fn current_span_trace_id() -> Option<TraceId> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let span_context = span.span_context();
+    if span_context.is_valid() {
+        TraceId::from_bytes(span_context.trace_id().to_bytes())
+    } else {
+        None
+    }
+}
+
 /// `text` as a number when it is exactly `width` lowercase hex digits (`width` <= 32).
 fn lower_hex(text: &str, width: usize) -> Option<u128> {
     let valid = text.len() == width
