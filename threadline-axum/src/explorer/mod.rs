@@ -88,6 +88,7 @@ pub struct ExplorerOptions {
     page_size: u32,
     mask_placeholders: Vec<String>,
     title: String,
+    trace_url: Option<String>,
 }
 
 impl std::fmt::Debug for ExplorerOptions {
@@ -97,6 +98,7 @@ impl std::fmt::Debug for ExplorerOptions {
             .field("page_size", &self.page_size)
             .field("mask_placeholders", &self.mask_placeholders)
             .field("title", &self.title)
+            .field("trace_url", &self.trace_url)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +113,7 @@ impl ExplorerOptions {
             page_size: DEFAULT_PAGE_SIZE,
             mask_placeholders: vec![DEFAULT_MASK_PLACEHOLDER.to_owned()],
             title: "Audit trail".to_owned(),
+            trace_url: None,
         }
     }
 
@@ -146,6 +149,16 @@ impl ExplorerOptions {
     #[must_use]
     pub fn title(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
+        self
+    }
+
+    /// Links each trace id to your tracing backend: `{trace_id}` in `template` is replaced
+    /// by the transaction's trace id (32 hex digits), e.g.
+    /// `"https://tempo.example/trace/{trace_id}"` or Jaeger's `".../trace/{trace_id}"`.
+    /// Unset (the default), trace ids are shown without a link to a backend.
+    #[must_use]
+    pub fn trace_url(mut self, template: impl Into<String>) -> Self {
+        self.trace_url = Some(template.into());
         self
     }
 }
