@@ -152,7 +152,10 @@ async fn main() -> Result<(), BoxError> {
     if actors != expected {
         return Err(format!("unexpected trail: {actors:?}, expected {expected:?}").into());
     }
-    if let Some(row) = trail.iter().find(|r| r.trace_id.as_deref() != Some(TRACE_ID)) {
+    if let Some(row) = trail
+        .iter()
+        .find(|r| r.trace_id.as_deref() != Some(TRACE_ID))
+    {
         return Err(format!("the {} change lost the trace id", row.table_name).into());
     }
     println!(
