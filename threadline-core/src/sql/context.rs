@@ -59,7 +59,7 @@ pub fn begin_with_settings_sql(values: &[(&str, String)]) -> String {
 /// let ctx = AuditContext::for_actor(ActorRef::user("7").unwrap());
 /// let sql = set_settings_sql(&ctx.settings());
 /// assert!(sql.starts_with(r#"SET LOCAL threadline.actor_ref = E'{"type":"user","id":"7"}'; "#));
-/// assert!(sql.ends_with("SET LOCAL threadline.meta = E''; "));
+/// assert!(sql.ends_with("SET LOCAL threadline.trace_id = E''; "));
 /// assert_eq!(sql.matches("SET LOCAL").count(), 7);
 /// ```
 pub fn set_settings_sql(values: &[(&str, String)]) -> String {
