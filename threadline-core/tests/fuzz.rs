@@ -152,8 +152,8 @@ proptest! {
         let well_formed = lower
             && version != "ff"
             && (text.len() == 55 || version != "00")
-            && &text[3..35] != "0".repeat(32)
-            && &text[36..52] != "0".repeat(16);
+            && text[3..35] != "0".repeat(32)
+            && text[36..52] != "0".repeat(16);
         prop_assert_eq!(TraceParent::parse(&text).is_ok(), well_formed, "{}", text);
     }
 }
