@@ -12,7 +12,8 @@ CREATE TABLE IF NOT EXISTS "public".audit_transactions (
     correlation_id text,
     remote_ip inet,
     source text,
-    meta jsonb
+    meta jsonb,
+    trace_id text
 );
 
 CREATE TABLE IF NOT EXISTS "public".audit_changes (
@@ -45,8 +46,12 @@ CREATE TABLE IF NOT EXISTS "public".audit_actions (
     request_id text,
     job_id text,
     transaction_id bigint REFERENCES "public".audit_transactions (id) ON DELETE SET NULL,
-    inserted_at timestamptz NOT NULL DEFAULT now()
+    inserted_at timestamptz NOT NULL DEFAULT now(),
+    trace_id text
 );
+-- Columns added after the first release, for installs made before them (catalog-only changes).
+ALTER TABLE "public".audit_transactions ADD COLUMN IF NOT EXISTS trace_id text;
+ALTER TABLE "public".audit_actions ADD COLUMN IF NOT EXISTS trace_id text;
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
 -- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
@@ -65,6 +70,8 @@ CREATE INDEX IF NOT EXISTS audit_transactions_correlation_id_idx
     ON "public".audit_transactions (correlation_id) WHERE correlation_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_transactions_request_id_idx
     ON "public".audit_transactions (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_transactions_trace_id_idx
+    ON "public".audit_transactions (trace_id) WHERE trace_id IS NOT NULL;
 -- actions of a transaction, and actions by time:
 CREATE INDEX IF NOT EXISTS audit_actions_transaction_id_idx
     ON "public".audit_actions (transaction_id) WHERE transaction_id IS NOT NULL;
@@ -87,6 +94,7 @@ DECLARE
     v_ip inet;
     v_setting text;
     v_raw text := NULLIF(current_setting('threadline.actor_ref', true), '');
+    v_trace text := NULLIF(current_setting('threadline.trace_id', true), '');
 BEGIN
     IF split_part(v_cache, ':', 1) = v_txid::text THEN
         v_id := split_part(v_cache, ':', 2)::bigint;
@@ -130,8 +138,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'keep the actor to its type and id (ids are at most 256 bytes); put other details in threadline.meta';
     END IF;
+    IF v_trace !~ '^[0-9a-f]{32}$' OR v_trace = repeat('0', 32) THEN
+        RAISE EXCEPTION 'threadline: setting threadline.trace_id must be 32 lowercase hex digits, not all zeros, got %',
+                left(v_trace, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'set it to the trace id of a W3C traceparent, such as 4bf92f3577b34da6a3ce929d0e0e4736, or leave it unset';
+    END IF;
     INSERT INTO "public".audit_transactions
-        (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta)
+        (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta, trace_id)
     VALUES (
         v_txid,
         v_actor,
@@ -139,7 +153,8 @@ BEGIN
         NULLIF(current_setting('threadline.correlation_id', true), ''),
         v_ip,
         NULLIF(current_setting('threadline.source', true), ''),
-        v_meta
+        v_meta,
+        v_trace
     )
     RETURNING id INTO v_id;
     v_setting := set_config('threadline.txn', v_txid::text || ':' || v_id::text, true);
@@ -197,16 +212,19 @@ LANGUAGE sql IMMUTABLE AS $threadline$
 $threadline$;
 
 -- Records a semantic action. Threadline writes audit_actions only through this function, so a
--- hardened install can deny direct INSERT to the application role.
+-- hardened install can deny direct INSERT to the application role. (The signature before
+-- p_trace_id was added is dropped, so that no caller writes actions without it.)
+DROP FUNCTION IF EXISTS "public".threadline_record_action(
+    text, jsonb, text, text, text, text, text, text, text, text, boolean, bigint);
 CREATE OR REPLACE FUNCTION "public".threadline_record_action(
     p_name text, p_actor_ref jsonb, p_status text, p_verb text, p_category text,
     p_reason text, p_comment text, p_correlation_id text, p_request_id text, p_job_id text,
-    p_link boolean, p_transaction_id bigint
+    p_link boolean, p_transaction_id bigint, p_trace_id text
 ) RETURNS "public".audit_actions
 LANGUAGE sql AS $threadline$
     INSERT INTO "public".audit_actions
         (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id,
-         job_id, transaction_id)
+         job_id, transaction_id, trace_id)
     VALUES (
         p_name, p_actor_ref, p_status, p_verb, p_category, p_reason, p_comment,
         CASE WHEN p_link
@@ -216,6 +234,9 @@ LANGUAGE sql AS $threadline$
             THEN COALESCE(p_request_id, NULLIF(current_setting('threadline.request_id', true), ''))
             ELSE p_request_id END,
         p_job_id,
-        CASE WHEN p_link THEN "public".threadline_transaction_id() ELSE p_transaction_id END)
+        CASE WHEN p_link THEN "public".threadline_transaction_id() ELSE p_transaction_id END,
+        CASE WHEN p_link
+            THEN COALESCE(p_trace_id, NULLIF(current_setting('threadline.trace_id', true), ''))
+            ELSE p_trace_id END)
     RETURNING *
 $threadline$;

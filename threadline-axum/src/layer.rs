@@ -20,9 +20,12 @@ use crate::resolve::ResolveActor;
 ///
 /// The context holds the actor (from the resolver given to [`ThreadlineLayer::new`]), the
 /// request id (`x-request-id`, else tower-http's `RequestId` extension), the correlation id
-/// (`x-correlation-id`) and the client address (`ConnectInfo<SocketAddr>`, or a trusted
-/// `x-forwarded-for`). Header values over 256 bytes, with control characters or not UTF-8
-/// are dropped and logged with `tracing`; they never fail the request. The layer never
+/// (`x-correlation-id`), the client address (`ConnectInfo<SocketAddr>`, or a trusted
+/// `x-forwarded-for`) and the trace id (with the `opentelemetry` feature, the current
+/// OpenTelemetry span's; else, or without a valid span, the W3C `traceparent` header's).
+/// Header values over 256 bytes, with control characters or not UTF-8, and a `traceparent`
+/// that breaks the W3C format are dropped and logged with `tracing`; they never fail the
+/// request. The layer never
 /// touches the database: [`Audit`](crate::Audit) reads the context and
 /// [`AuditedTx`](crate::AuditedTx) applies it to a transaction.
 ///
@@ -186,6 +189,11 @@ impl Config {
                 reason = %dropped.reason,
                 "threadline: ignoring header value"
             );
+        }
+        // The current span, when there is one, is the trace the application records.
+        #[cfg(feature = "opentelemetry")]
+        if let Some(id) = threadline_core::current_span_trace_id() {
+            return extracted.to_context(self.source.clone()).with_trace_id(id);
         }
         extracted.to_context(self.source.clone())
     }

@@ -723,7 +723,7 @@ async fn unknown_parameters_get_a_400_that_lists_what_the_page_takes() {
     for (uri, message) in [
         (
             "/admin/audit?sort=asc",
-            "invalid parameter `sort`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, cursor, size",
+            "invalid parameter `sort`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, trace_id, cursor, size",
         ),
         (
             "/admin/audit/actor?actor=user:bob&page=2",
@@ -731,7 +731,7 @@ async fn unknown_parameters_get_a_400_that_lists_what_the_page_takes() {
         ),
         (
             "/admin/audit/export?format=csv&cursor=x",
-            "invalid parameter `cursor`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, format",
+            "invalid parameter `cursor`: unknown parameter; this page takes table, actor, from, to, op, correlation_id, request_id, trace_id, format",
         ),
         (
             "/admin/audit/transactions/1?x=1",

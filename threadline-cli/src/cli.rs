@@ -395,6 +395,9 @@ pub struct ExportArgs {
     /// Only changes of transactions with this request id.
     #[arg(long)]
     pub request_id: Option<String>,
+    /// Only changes of transactions with this W3C trace id (32 lowercase hex digits).
+    #[arg(long)]
+    pub trace_id: Option<String>,
     /// Only changes with this operation: insert, update, delete or snapshot.
     #[arg(long)]
     pub op: Option<String>,

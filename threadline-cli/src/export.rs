@@ -106,6 +106,12 @@ fn filter(args: &ExportArgs) -> anyhow::Result<TimelineFilter> {
     if let Some(id) = &args.request_id {
         filter = filter.request_id(id.clone());
     }
+    if let Some(id) = &args.trace_id {
+        filter = filter.trace_id(
+            id.parse()
+                .with_context(|| format!("invalid --trace-id {id:?}"))?,
+        );
+    }
     if let Some(op) = &args.op {
         filter = filter.op(op
             .parse::<ChangeOp>()

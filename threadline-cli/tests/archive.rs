@@ -18,13 +18,14 @@ use threadline_test_support::TestDb;
 /// fields, NULL and set optional columns, non-ASCII text).
 const SEED: &str = "
 CREATE TEMP TABLE base AS SELECT date_trunc('month', now()) - interval '70 days' AS t0;
-INSERT INTO audit_transactions (txid, occurred_at, actor_ref, request_id, correlation_id, remote_ip, source, meta)
+INSERT INTO audit_transactions (txid, occurred_at, actor_ref, request_id, correlation_id, remote_ip, source, meta, trace_id)
 SELECT g, (SELECT t0 FROM base) + g * interval '1 day',
        CASE WHEN g % 4 = 0 THEN NULL ELSE jsonb_build_object('type', 'user', 'id', 'u' || g) END,
        'req-' || g, CASE WHEN g % 2 = 0 THEN 'corr-' || g END,
        CASE WHEN g % 3 = 0 THEN inet '10.0.0.5' WHEN g % 3 = 1 THEN inet '2001:db8::1' END,
        CASE WHEN g % 5 = 0 THEN 'job' END,
-       CASE WHEN g % 2 = 1 THEN '{\"n\": 1.10, \"big\": 12345678901234567890}'::jsonb END
+       CASE WHEN g % 2 = 1 THEN '{\"n\": 1.10, \"big\": 12345678901234567890}'::jsonb END,
+       CASE WHEN g % 3 = 2 THEN lpad(to_hex(g), 32, '0') END
 FROM generate_series(1, 60) g;
 INSERT INTO audit_changes (transaction_id, table_schema, table_name, table_pk, op, data_after, data_before, changed_fields, changed_from, captured_at)
 SELECT t.id, 'public', 'items', jsonb_build_object('id', t.id), CASE WHEN t.id % 2 = 0 THEN 'update' ELSE 'insert' END,
@@ -41,10 +42,10 @@ const CHANGES_TEXT: &str = "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', id
         (extract(epoch FROM captured_at) * 1000000)::bigint)
     FROM audit_changes WHERE captured_at < date_trunc('month', now()) ORDER BY id";
 
-const TRANSACTIONS_TEXT: &str = "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s|%s', id, txid,
+const TRANSACTIONS_TEXT: &str = "SELECT format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', id, txid,
         (extract(epoch FROM occurred_at) * 1000000)::bigint, coalesce(actor_ref::text, 'NULL'),
         coalesce(request_id, 'NULL'), coalesce(correlation_id, 'NULL'), coalesce(host(remote_ip), 'NULL'),
-        coalesce(source, 'NULL'), coalesce(meta::text, 'NULL'))
+        coalesce(source, 'NULL'), coalesce(meta::text, 'NULL'), coalesce(trace_id, 'NULL'))
     FROM audit_transactions WHERE occurred_at < date_trunc('month', now()) ORDER BY id";
 
 async fn texts(db: &TestDb, sql: &str) -> Vec<String> {

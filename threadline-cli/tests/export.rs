@@ -6,8 +6,8 @@ use serde_json::Value;
 use support::{db_with_items, run, threadline, threadline_on};
 use threadline_test_support::TestDb;
 
-/// items 1..=5 inserted by user:1 (correlation c-1), then item 1 updated by user:2, then
-/// item 2 deleted by user:1.
+/// items 1..=5 inserted by user:1 (correlation c-1), then item 1 updated by user:2 (trace
+/// 4bf92f3577b34da6a3ce929d0e0e4736), then item 2 deleted by user:1.
 async fn trail() -> TestDb {
     let db = db_with_items().await;
     db.exec(
@@ -17,7 +17,8 @@ async fn trail() -> TestDb {
     )
     .await;
     db.exec(
-        "BEGIN; SELECT set_config('threadline.actor_ref', '{\"type\":\"user\",\"id\":\"2\"}', true);
+        "BEGIN; SELECT set_config('threadline.actor_ref', '{\"type\":\"user\",\"id\":\"2\"}', true),
+                       set_config('threadline.trace_id', '4bf92f3577b34da6a3ce929d0e0e4736', true);
          UPDATE items SET v = 'w' WHERE id = 1; COMMIT;",
     )
     .await;
@@ -60,6 +61,11 @@ async fn each_format_to_a_file_and_to_stdout() {
         (&rows[0][5], &rows[0][11]),
         ("delete", "{\"id\":\"1\",\"type\":\"user\"}")
     );
+    assert_eq!(&reader.headers().unwrap()[14], "trace_id");
+    assert_eq!(
+        (&rows[0][14], &rows[1][14]),
+        ("", "4bf92f3577b34da6a3ce929d0e0e4736")
+    );
     assert_eq!(
         files(&dir.path().join("out")),
         ["trail.csv"],
@@ -73,6 +79,10 @@ async fn each_format_to_a_file_and_to_stdout() {
     assert_eq!(doc["format_version"], 1);
     assert_eq!(doc["changes"].as_array().unwrap().len(), 7);
     assert_eq!(doc["changes"][1]["transaction"]["actor_ref"]["id"], "2");
+    assert_eq!(
+        doc["changes"][1]["transaction"]["trace_id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
 
     let (code, out, _) =
         run(threadline_on(&db, dir.path()).args(["export", "--format", "ndjson", "--all"]));
@@ -137,6 +147,10 @@ async fn filters_dry_run_and_truncation() {
     assert_eq!(count(&["--correlation-id", "c-1"]), 5);
     assert_eq!(count(&["--request-id", "none"]), 0);
     assert_eq!(
+        count(&["--trace-id", "4bf92f3577b34da6a3ce929d0e0e4736"]),
+        1
+    );
+    assert_eq!(
         count(&["--from", "2000-01-01", "--to", "2999-12-31T00:00:00+02:00"]),
         7
     );
@@ -173,7 +187,7 @@ async fn filters_dry_run_and_truncation() {
 async fn bad_input_and_failing_outputs_leave_no_file() {
     let db = trail().await;
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], i32, &str); 8] = [
+    let cases: [(&[&str], i32, &str); 9] = [
         (
             &["--from", "yesterday"],
             1,
@@ -191,6 +205,11 @@ async fn bad_input_and_failing_outputs_leave_no_file() {
         ),
         (&["--actor", "robot:1"], 1, "invalid --actor"),
         (&["--op", "upsert"], 1, "invalid --op \"upsert\""),
+        (
+            &["--trace-id", "4BF92F3577B34DA6A3CE929D0E0E4736"],
+            1,
+            "invalid --trace-id \"4BF92F3577B34DA6A3CE929D0E0E4736\": invalid trace id: not 32 lowercase hex digits",
+        ),
         (
             &["--from", "2026-02-01", "--to", "2026-01-01"],
             1,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{ActorRef, ActorRefError, AuditContext, export_timestamp};
+use crate::{ActorRef, ActorRefError, AuditContext, TraceId, export_timestamp};
 
 /// Longest accepted action name, in bytes.
 pub const MAX_ACTION_NAME_BYTES: usize = 256;
@@ -83,8 +83,8 @@ impl ActionStatus {
     }
 }
 
-/// Optional fields of an action. Inside a transaction, unset `request_id` and
-/// `correlation_id` default to the transaction's context.
+/// Optional fields of an action. Inside a transaction, unset `request_id`, `correlation_id`
+/// and `trace_id` default to the transaction's context.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use]
@@ -105,6 +105,8 @@ pub struct ActionOptions {
     pub request_id: Option<String>,
     /// Job id.
     pub job_id: Option<String>,
+    /// W3C trace id of the request or job that recorded the action.
+    pub trace_id: Option<TraceId>,
     /// Standalone actions only: the audited transaction the action belongs to, when it was
     /// recorded after that transaction committed (as `#[audited]` does). Ignored inside a
     /// transaction, where the current one is linked.
@@ -117,12 +119,13 @@ impl ActionOptions {
         Self::default()
     }
 
-    /// Options carrying a request's request id and correlation id, so that the action links
-    /// to the changes made under the same context.
+    /// Options carrying a request's request id, correlation id and trace id, so that the
+    /// action links to the changes made under the same context.
     pub fn from_context(ctx: &AuditContext) -> Self {
         Self {
             request_id: ctx.request_id.clone(),
             correlation_id: ctx.correlation_id.clone(),
+            trace_id: ctx.trace_id,
             ..Self::default()
         }
     }
@@ -178,6 +181,12 @@ impl ActionOptions {
     /// Sets the job id.
     pub fn job_id(mut self, v: impl Into<String>) -> Self {
         self.job_id = Some(v.into());
+        self
+    }
+
+    /// Sets the trace id.
+    pub fn trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
         self
     }
 
@@ -238,6 +247,9 @@ pub struct AuditAction {
     pub request_id: Option<String>,
     /// Job id.
     pub job_id: Option<String>,
+    /// W3C trace id (32 lowercase hex digits).
+    #[serde(default)]
+    pub trace_id: Option<String>,
     /// The audited transaction it was recorded in, if any.
     pub transaction_id: Option<i64>,
     /// When it was recorded.
@@ -265,6 +277,7 @@ impl AuditAction {
             "correlation_id": self.correlation_id,
             "request_id": self.request_id,
             "job_id": self.job_id,
+            "trace_id": self.trace_id,
             "inserted_at": export_timestamp(self.inserted_at),
         })
     }

@@ -150,6 +150,9 @@ pub struct AuditTransaction {
     pub source: Option<String>,
     /// Free-form metadata.
     pub meta: Option<Value>,
+    /// W3C trace id (32 lowercase hex digits) of the request or job.
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 impl AuditTransaction {

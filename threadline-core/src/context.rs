@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ActorRef;
+use crate::{ActorRef, TraceId};
 
 /// The names of the transaction-local settings the capture triggers read.
 pub mod settings {
@@ -20,6 +20,8 @@ pub mod settings {
     pub const SOURCE: &str = "threadline.source";
     /// Free-form JSON metadata.
     pub const META: &str = "threadline.meta";
+    /// W3C trace id (32 lowercase hex digits) of the request or job that made the change.
+    pub const TRACE_ID: &str = "threadline.trace_id";
     /// Internal cache of the current `audit_transactions` id; never set it yourself.
     pub const TRANSACTION_CACHE: &str = "threadline.txn";
 }
@@ -51,6 +53,10 @@ pub struct AuditContext {
     pub source: Option<String>,
     /// Free-form JSON metadata.
     pub meta: Option<serde_json::Value>,
+    /// The W3C trace id (`traceparent`, or the current OpenTelemetry span in the web
+    /// integrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
 }
 
 impl AuditContext {
@@ -106,6 +112,13 @@ impl AuditContext {
         self
     }
 
+    /// Sets the trace id.
+    #[must_use]
+    pub fn with_trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
+        self
+    }
+
     /// The actor this context records: its actor, or [`ActorRef::anonymous`] when it has none.
     ///
     /// "No actor" has one meaning everywhere: a change or action made under a Threadline context
@@ -125,7 +138,7 @@ impl AuditContext {
     /// Every setting name with its value, in a fixed order. Unset fields map to `""`, which the
     /// triggers read as NULL, so applying a context also clears earlier values; the actor is
     /// always set (the [`effective_actor`](Self::effective_actor)).
-    pub fn settings(&self) -> [(&'static str, String); 6] {
+    pub fn settings(&self) -> [(&'static str, String); 7] {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         [
             (settings::ACTOR_REF, self.effective_actor().to_json()),
@@ -143,19 +156,31 @@ impl AuditContext {
                     .map(|m| m.to_string())
                     .unwrap_or_default(),
             ),
+            (
+                settings::TRACE_ID,
+                self.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+            ),
         ]
     }
 }
 
 /// Context to carry into a background job's payload and restore in the worker.
 ///
+/// The trace id travels with it, so the job's changes link to the trace of the request that
+/// enqueued it.
+///
 /// ```
 /// use threadline_core::{ActorRef, JobContext};
-/// let job = JobContext::new(ActorRef::job("mailer")?).with_correlation_id("req-1").with_job_id("42");
+/// let trace = "4bf92f3577b34da6a3ce929d0e0e4736".parse()?;
+/// let job = JobContext::new(ActorRef::job("mailer")?)
+///     .with_correlation_id("req-1")
+///     .with_job_id("42")
+///     .with_trace_id(trace);
 /// let payload = serde_json::to_string(&job).unwrap();
 /// let restored: JobContext = serde_json::from_str(&payload).unwrap();
 /// assert_eq!(restored.to_context().correlation_id.as_deref(), Some("req-1"));
-/// # Ok::<(), threadline_core::ActorRefError>(())
+/// assert_eq!(restored.to_context().trace_id, Some(trace));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobContext {
@@ -167,6 +192,9 @@ pub struct JobContext {
     /// The job's own id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// Trace id inherited from the request that enqueued the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<TraceId>,
 }
 
 impl JobContext {
@@ -176,6 +204,7 @@ impl JobContext {
             actor,
             correlation_id: None,
             job_id: None,
+            trace_id: None,
         }
     }
 
@@ -193,6 +222,13 @@ impl JobContext {
         self
     }
 
+    /// Sets the trace id (usually the enqueuing request's `AuditContext::trace_id`).
+    #[must_use]
+    pub fn with_trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
+        self
+    }
+
     /// The context to apply in the worker's transaction (source `job`, job id as request id).
     pub fn to_context(&self) -> AuditContext {
         AuditContext {
@@ -202,6 +238,7 @@ impl JobContext {
             remote_ip: None,
             source: Some("job".into()),
             meta: None,
+            trace_id: self.trace_id,
         }
     }
 }

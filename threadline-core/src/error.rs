@@ -37,6 +37,9 @@ pub enum Error {
     /// The capture policy stored with a table's capture cannot be read.
     #[error(transparent)]
     StoredPolicy(#[from] crate::StoredPolicyError),
+    /// A trace id or `traceparent` value is invalid.
+    #[error(transparent)]
+    Trace(#[from] crate::TraceContextError),
 }
 
 /// An error and its causes on one line (`outer: cause: root cause`), for reports that keep a

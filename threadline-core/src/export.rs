@@ -17,7 +17,7 @@ use crate::audit::{AuditChange, AuditTransaction};
 pub const EXPORT_FORMAT_VERSION: u32 = 1;
 
 /// The CSV header. JSON cells hold canonical JSON; SQL NULL is an empty cell.
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 17] = [
     "id",
     "transaction_id",
     "captured_at",
@@ -32,6 +32,7 @@ pub const CSV_HEADER: [&str; 16] = [
     "actor_ref",
     "request_id",
     "correlation_id",
+    "trace_id",
     "transaction",
     "actions",
 ];
@@ -87,6 +88,7 @@ impl ExportRecord {
                 "remote_ip": t.remote_ip.map(|ip| ip.to_string()),
                 "source": t.source,
                 "meta": t.meta,
+                "trace_id": t.trace_id,
             })
         });
         json!({
@@ -136,6 +138,7 @@ impl ExportRecord {
                 .unwrap_or_default(),
             text(t.and_then(|t| t.request_id.as_ref())),
             text(t.and_then(|t| t.correlation_id.as_ref())),
+            text(t.and_then(|t| t.trace_id.as_ref())),
             cell(&record["transaction"]),
             cell(&record["actions"]),
         ]
@@ -367,6 +370,7 @@ mod tests {
             remote_ip: Some("10.0.0.1".parse().unwrap()),
             source: None,
             meta: None,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         };
         let action = AuditAction {
             id: 5,
@@ -380,6 +384,7 @@ mod tests {
             correlation_id: None,
             request_id: None,
             job_id: None,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
             transaction_id: Some(3),
             inserted_at: at(1_800_000_001),
         };
@@ -454,8 +459,12 @@ mod tests {
         assert_eq!(&row[9], "[\"title\"]");
         assert_eq!(&row[11], "{\"id\":\"42\",\"type\":\"user\"}");
         assert_eq!((&row[12], &row[13]), ("req-1", "order-9"));
-        let actions: Value = serde_json::from_str(&row[15]).unwrap();
+        assert_eq!(&row[14], "4bf92f3577b34da6a3ce929d0e0e4736");
+        let transaction: Value = serde_json::from_str(&row[15]).unwrap();
+        assert_eq!(transaction["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        let actions: Value = serde_json::from_str(&row[16]).unwrap();
         assert_eq!(actions[0]["name"], "post.published");
+        assert_eq!(actions[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(
             encode_export(&[], ExportFormat::Csv, at(0)).lines().count(),
             1,

@@ -1,15 +1,18 @@
 //! Reading request context from HTTP headers, shared by the web integrations.
 //!
 //! This module is framework-neutral: the axum and actix-web crates hand it header values as
-//! bytes and the peer address, and get back the request id, correlation id and client IP,
-//! plus the list of values that were dropped (too long, control characters, not UTF-8, not
-//! an IP address) so that they can log them. A bad header never fails a request.
+//! bytes and the peer address, and get back the request id, correlation id, client IP and
+//! trace id (W3C `traceparent`), plus the list of values that were dropped (too long, control
+//! characters, not UTF-8, not an IP address, a malformed `traceparent`) so that they can log
+//! them. A bad header never fails a request.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 pub use ipnet::IpNet;
 use ipnet::Ipv4Net;
+
+use crate::trace::{TRACEPARENT_HEADER, TraceContextError, TraceId, TraceParent};
 
 /// Longest accepted header value, in bytes.
 pub const MAX_HEADER_VALUE_BYTES: usize = 256;
@@ -129,6 +132,8 @@ pub enum DropReason {
     NotUtf8,
     /// An `x-forwarded-for` entry that is not an IP address.
     NotAnIpAddress,
+    /// A `traceparent` value that breaks the W3C format, or more than one `traceparent`.
+    MalformedTraceparent(TraceContextError),
 }
 
 impl fmt::Display for DropReason {
@@ -140,6 +145,7 @@ impl fmt::Display for DropReason {
             DropReason::ControlCharacter => f.write_str("contains a control character"),
             DropReason::NotUtf8 => f.write_str("is not valid UTF-8"),
             DropReason::NotAnIpAddress => f.write_str("holds an entry that is not an IP address"),
+            DropReason::MalformedTraceparent(e) => e.fmt(f),
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct ExtractedHeaders {
     pub correlation_id: Option<String>,
     /// The client address: the peer, or a trusted `x-forwarded-for` entry.
     pub remote_ip: Option<IpAddr>,
+    /// The trace id of a valid `traceparent` header.
+    pub trace_id: Option<TraceId>,
     /// Values that were ignored.
     pub dropped: Vec<DroppedHeader>,
 }
@@ -173,6 +181,7 @@ impl ExtractedHeaders {
         ctx.request_id.clone_from(&self.request_id);
         ctx.correlation_id.clone_from(&self.correlation_id);
         ctx.remote_ip = self.remote_ip;
+        ctx.trace_id = self.trace_id;
         ctx.source = source;
         ctx
     }
@@ -332,10 +341,21 @@ impl ContextHeaders {
                 peer
             }
         };
+        let trace_id = match trace_id(&get_all(TRACEPARENT_HEADER)) {
+            Ok(id) => id,
+            Err(reason) => {
+                dropped.push(DroppedHeader {
+                    header: TRACEPARENT_HEADER.to_owned(),
+                    reason,
+                });
+                None
+            }
+        };
         ExtractedHeaders {
             request_id,
             correlation_id,
             remote_ip,
+            trace_id,
             dropped,
         }
     }
@@ -379,6 +399,27 @@ impl ContextHeaders {
                 .unwrap_or(first),
         }))
     }
+}
+
+/// The trace id of the request's `traceparent` header: `None` without one; an error for a
+/// value that is not a valid W3C `traceparent`, or for more than one (the W3C rule: a
+/// receiver cannot tell which to continue).
+fn trace_id(values: &[&[u8]]) -> Result<Option<TraceId>, DropReason> {
+    let value = match values {
+        [] => return Ok(None),
+        [value] => *value,
+        _ => {
+            return Err(DropReason::MalformedTraceparent(
+                TraceContextError::Traceparent("the header was sent more than once"),
+            ));
+        }
+    };
+    let Some(text) = sanitize_header_value(value)? else {
+        return Ok(None);
+    };
+    TraceParent::parse(text)
+        .map(|tp| Some(tp.trace_id))
+        .map_err(DropReason::MalformedTraceparent)
 }
 
 /// Parses one `x-forwarded-for` entry: an address, optionally with a port (`1.2.3.4:80`,
@@ -465,6 +506,64 @@ mod tests {
         let got = extract(&h, &["not-an-ip"], Some("10.0.0.2"));
         assert_eq!(got.remote_ip, Some(ip("10.0.0.2")));
         assert_eq!(got.dropped[0].reason, DropReason::NotAnIpAddress);
+    }
+
+    fn extract_traceparent(values: &[&'static str]) -> ExtractedHeaders {
+        let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        ContextHeaders::default().extract(
+            |name| {
+                if name == TRACEPARENT_HEADER {
+                    values.clone()
+                } else {
+                    vec![]
+                }
+            },
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn traceparent_gives_the_trace_id_or_is_dropped() {
+        const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let got = extract_traceparent(&[VALID]);
+        assert_eq!(
+            got.trace_id.map(|t| t.to_string()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert!(got.dropped.is_empty());
+        assert_eq!(got.to_context(None).trace_id, got.trace_id);
+        assert_eq!(extract_traceparent(&[]).trace_id, None);
+        assert_eq!(extract_traceparent(&[""]).dropped, []);
+
+        let malformed =
+            extract_traceparent(&["00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"]);
+        assert_eq!(malformed.trace_id, None);
+        assert_eq!(malformed.dropped.len(), 1);
+        assert_eq!(malformed.dropped[0].header, "traceparent");
+        assert_eq!(
+            malformed.dropped[0].reason,
+            DropReason::MalformedTraceparent(TraceContextError::Traceparent(
+                "trace id is not 32 lowercase hex digits"
+            ))
+        );
+        let twice = extract_traceparent(&[VALID, VALID]);
+        assert_eq!(twice.trace_id, None);
+        assert!(
+            twice.dropped[0]
+                .reason
+                .to_string()
+                .starts_with("invalid traceparent: the header was sent more than once;"),
+            "{}",
+            twice.dropped[0].reason
+        );
+        let control = extract_traceparent(&["00-4bf9\t"]);
+        assert_eq!(control.dropped[0].reason, DropReason::ControlCharacter);
+        let short = extract_traceparent(&["00-4bf9"]);
+        assert_eq!(
+            short.dropped[0].reason,
+            DropReason::MalformedTraceparent(TraceContextError::Traceparent("too short"))
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Threadline core: the pure part of an audit-trail kit for PostgreSQL.
 //!
 //! This crate does no I/O. It holds the value types ([`ActorRef`], [`AuditContext`],
-//! [`JobContext`]), validated identifiers ([`TableName`]), the `threadline.toml`
+//! [`JobContext`], [`TraceId`]), validated identifiers ([`TableName`]), the `threadline.toml`
 //! configuration ([`Config`], [`TableCapture`]) and the SQL generators for the install schema
 //! ([`install_sql`]) and per-table capture triggers ([`CapturePlan`]); the typed audit rows
 //! ([`AuditChange`], [`AuditTransaction`]), their per-field [`change_diff`], and the
@@ -23,6 +23,7 @@
 //! assert!(sql.contains("threadline_capture_users_"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod action;
 mod actor;
@@ -44,6 +45,7 @@ mod redaction;
 mod retention;
 pub mod revert;
 pub mod sql;
+mod trace;
 
 pub use action::{
     ActionError, ActionOptions, ActionStatus, AuditAction, MAX_ACTION_FIELD_BYTES,
@@ -85,3 +87,6 @@ pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{
     AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
 };
+#[cfg(feature = "opentelemetry")]
+pub use trace::current_span_trace_id;
+pub use trace::{TRACEPARENT_HEADER, TraceContextError, TraceId, TraceParent};

@@ -280,6 +280,7 @@ CREATE TABLE IF NOT EXISTS @S.audit_transactions (
     remote_ip inet,
     source text,
     meta jsonb,
+    trace_id text,
     PRIMARY KEY (id, occurred_at)
 ) PARTITION BY RANGE (occurred_at);
 CREATE TABLE IF NOT EXISTS @S.audit_transactions_default PARTITION OF @S.audit_transactions DEFAULT;

@@ -1,12 +1,12 @@
 //! Property tests over every parser that takes user input: identifiers and table names,
-//! `threadline.toml`, `ActorRef`, and the timeline cursor. None may panic; valid input must
+//! `threadline.toml`, `ActorRef`, the timeline cursor, and the W3C `traceparent` header. None may panic; valid input must
 //! round-trip. Case counts: `PROPTEST_CASES` (default below); figures in guides/security.md.
 
 use proptest::prelude::*;
 use threadline_core::query::Cursor;
 use threadline_core::{
     ActorRef, ActorType, CapturePlan, Config, Ident, InstallOptions, TableCapture, TableName,
-    quote_ident, quote_literal,
+    TraceId, TraceParent, quote_ident, quote_literal,
 };
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise.
@@ -131,5 +131,29 @@ proptest! {
     #[test]
     fn base64_shaped_cursors_are_rejected_not_panicking(text in "[A-Za-z0-9_-]{0,60}") {
         let _ = text.parse::<Cursor>();
+    }
+
+    #[test]
+    fn traceparent_parsing_never_panics(text in hostile_text()) {
+        if let Ok(tp) = TraceParent::parse(&text) {
+            // Whatever is accepted has a well-formed trace id that round-trips.
+            prop_assert_eq!(tp.trace_id.to_string().parse::<TraceId>(), Ok(tp.trace_id));
+            prop_assert_ne!(tp.version, 0xff);
+        }
+        let _ = text.parse::<TraceId>();
+    }
+
+    #[test]
+    fn near_valid_traceparents_are_accepted_exactly_when_well_formed(
+        text in "[0-9a-fA-F]{2}-[0-9a-fA-F]{32}-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}(-[0-9a-z]{0,4})?",
+    ) {
+        let lower = !text.bytes().any(|b| b.is_ascii_uppercase());
+        let version = &text[..2];
+        let well_formed = lower
+            && version != "ff"
+            && (text.len() == 55 || version != "00")
+            && text[3..35] != "0".repeat(32)
+            && text[36..52] != "0".repeat(16);
+        prop_assert_eq!(TraceParent::parse(&text).is_ok(), well_formed, "{}", text);
     }
 }

@@ -12,7 +12,7 @@ use crate::threadline::Threadline;
 /// Columns of an [`AuditAction`] row.
 macro_rules! action_columns {
     () => {
-        "id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, transaction_id, inserted_at"
+        "id, name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id, job_id, trace_id, transaction_id, inserted_at"
     };
 }
 
@@ -32,6 +32,7 @@ fn action_from_row(row: &PgRow) -> sqlx::Result<AuditAction> {
         correlation_id: row.try_get("correlation_id")?,
         request_id: row.try_get("request_id")?,
         job_id: row.try_get("job_id")?,
+        trace_id: row.try_get("trace_id")?,
         transaction_id: row.try_get("transaction_id")?,
         inserted_at: row.try_get("inserted_at")?,
     })
@@ -76,7 +77,7 @@ pub(crate) async fn insert_action(
     const RECORD: &str = concat!(
         "SELECT ",
         action_columns!(),
-        " FROM @S.threadline_record_action($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " FROM @S.threadline_record_action($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     );
     let row = threadline
         .query(sql::in_schema(RECORD, threadline.schema()))
@@ -92,6 +93,7 @@ pub(crate) async fn insert_action(
         .bind(&opts.job_id)
         .bind(linked)
         .bind(opts.transaction_id.filter(|_| !linked))
+        .bind(opts.trace_id.map(|t| t.to_string()))
         .fetch_one(conn)
         .await?;
     Ok(action_from_row(&row)?)

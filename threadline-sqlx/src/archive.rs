@@ -116,6 +116,8 @@ pub struct ArchivedTransaction {
     pub source: Option<String>,
     /// `meta` as JSON text.
     pub meta: Option<String>,
+    /// `trace_id` (32 hex digits).
+    pub trace_id: Option<String>,
 }
 
 /// A batch of rows of one unit.
@@ -133,7 +135,7 @@ const CHANGE_COLUMNS: &str =
     data_after::text AS data_after, data_before::text AS data_before, changed_fields,
     changed_from::text AS changed_from, captured_at";
 const TRANSACTION_COLUMNS: &str = "id, txid, occurred_at, actor_ref::text AS actor_ref, request_id,
-    correlation_id, host(remote_ip) AS remote_ip, source, meta::text AS meta";
+    correlation_id, host(remote_ip) AS remote_ip, source, meta::text AS meta, trace_id";
 
 /// What happened to one partition at `--drop`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

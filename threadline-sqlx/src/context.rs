@@ -56,7 +56,7 @@ impl TransactionExt for PgConnection {
 }
 
 /// The context's settings, refusing values PostgreSQL text cannot hold before any SQL runs.
-fn checked_settings(ctx: &AuditContext) -> Result<[(&'static str, String); 6]> {
+fn checked_settings(ctx: &AuditContext) -> Result<[(&'static str, String); 7]> {
     let settings = ctx.settings();
     match settings.iter().find(|(_, v)| v.contains('\0')) {
         Some((name, _)) => Err(Error::invalid(

@@ -94,6 +94,6 @@ pub use threadline_core::{
     ActorRef, ActorType, AuditChange, AuditContext, AuditTransaction, CSV_HEADER, CapturePlan,
     ChangeOp, Config, CoverageStatus, DiffOptions, DiffValue, ExportFormat, ExportRecord,
     FieldDiff, Finding, Ident, InstallOptions, JobContext, RetentionPolicy, Severity, TableCapture,
-    TableCoverage, TableName, TruncateCapture, change_diff, change_diff_with,
+    TableCoverage, TableName, TraceId, TruncateCapture, change_diff, change_diff_with,
 };
 pub use threadline_core::{PolicyDifference, StoredPolicyError};

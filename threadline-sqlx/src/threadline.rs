@@ -632,5 +632,6 @@ pub(crate) fn transaction_from_row(row: &PgRow) -> sqlx::Result<AuditTransaction
         remote_ip: remote_ip.map(|net| net.addr()),
         source: row.try_get("source")?,
         meta: row.try_get("meta")?,
+        trace_id: row.try_get("trace_id")?,
     })
 }

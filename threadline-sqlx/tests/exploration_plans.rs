@@ -180,6 +180,31 @@ async fn every_method_is_index_backed_on_300k_changes() {
         .await;
     }
 
+    // timeline by trace id: the partial trace_id index finds the transactions (no scan of
+    // audit_transactions either), the transaction_id index their changes.
+    let by_trace = TimelineFilter::new().trace_id(format!("{:032x}", 15_000).parse().unwrap());
+    for (name, statement) in [
+        (
+            "timeline by trace id",
+            query::timeline(&schema, &by_trace, &Page::first())
+                .unwrap()
+                .statement,
+        ),
+        ("timeline by trace id, deep page", deep(&by_trace).statement),
+        (
+            "count by trace id",
+            query::count(&schema, &by_trace).unwrap(),
+        ),
+    ] {
+        assert_index_backed(
+            &db,
+            name,
+            &statement,
+            &["audit_changes", "audit_transactions"],
+        )
+        .await;
+    }
+
     // actor_history: first page and a deep page.
     let first = query::actor_history(&schema, &actor, &Page::first().with_size(10)).unwrap();
     let transactions = &["audit_transactions"];

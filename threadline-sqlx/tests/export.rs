@@ -198,7 +198,7 @@ async fn ndjson_and_csv_hold_the_same_changes() {
     );
     assert_eq!((&rows[0][12], &rows[0][13]), ("req-5", "corr-b"));
     assert_eq!(&rows[1][11], "", "no actor: empty cell");
-    let actions: Value = serde_json::from_str(&rows[0][15]).unwrap();
+    let actions: Value = serde_json::from_str(&rows[0][16]).unwrap();
     assert_eq!(actions.as_array().unwrap().len(), 2);
     let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     let json_ids: Vec<i64> = json["changes"]

@@ -375,7 +375,7 @@ async fn quarter(db: &TestDb) -> (i64, i64) {
     write_at(&db.pool, at(2026, 2, 15, 0), &[at(2026, 2, 15, 0)]).await;
     write_at(&db.pool, at(2026, 3, 5, 0), &[at(2026, 3, 5, 0)]).await;
     sqlx::query(
-        "SELECT threadline_record_action('a', '{\"type\":\"user\",\"id\":\"1\"}', 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, $1)",
+        "SELECT threadline_record_action('a', '{\"type\":\"user\",\"id\":\"1\"}', 'ok', NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, $1, NULL)",
     )
     .bind(jan)
     .execute(&db.pool)

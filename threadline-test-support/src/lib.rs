@@ -316,7 +316,7 @@ impl Synthetic {
 /// changes are 1 ms apart. Change `g` touches table `g % tables`, row
 /// `(g / tables) % rows_per_table`; every 97th later change is a delete, the rest updates.
 /// Every tenth transaction has a correlation id `corr-<g / 10>`; every transaction has a
-/// request id `req-<g>`.
+/// request id `req-<g>`; every fifth a trace id, `g` in 32 hex digits (`{g:032x}`).
 pub async fn fill_synthetic(
     pool: &PgPool,
     schema: &str,
@@ -326,12 +326,13 @@ pub async fn fill_synthetic(
 ) -> Result<(), sqlx::Error> {
     let s = format!("\"{}\"", schema.replace('"', "\"\""));
     let transactions = format!(
-        "INSERT INTO {s}.audit_transactions (id, txid, occurred_at, actor_ref, request_id, correlation_id)
+        "INSERT INTO {s}.audit_transactions (id, txid, occurred_at, actor_ref, request_id, correlation_id, trace_id)
          OVERRIDING SYSTEM VALUE
          SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second',
                 jsonb_build_object('type', 'user', 'id', (g % $1)::text),
                 'req-' || g,
-                CASE WHEN g % 10 = 0 THEN 'corr-' || (g / 10) END
+                CASE WHEN g % 10 = 0 THEN 'corr-' || (g / 10) END,
+                CASE WHEN g % 5 = 0 THEN lpad(to_hex(g), 32, '0') END
          FROM generate_series(1, $2) AS g"
     );
     sqlx::query(sqlx::AssertSqlSafe(transactions))

@@ -3,8 +3,8 @@
 //! A "request" (alice signs up) writes a user row and enqueues a welcome email. The payload
 //! carries a serialized [`JobContext`]; a tokio task plays the worker, restores the context
 //! with `begin_with_context`, and writes the email row. The trail then shows both writes under
-//! one correlation id: the first by `{"type":"user","id":"alice"}`, the second by
-//! `{"type":"job","id":"mailer"}` with the job id as its request id.
+//! one correlation id and one trace id: the first by `{"type":"user","id":"alice"}`, the second
+//! by `{"type":"job","id":"mailer"}` with the job id as its request id.
 //!
 //! `cargo run -p background-job` against `DATABASE_URL` (default
 //! `postgres://localhost/threadline_demo`); it exits non-zero if the trail is wrong.
@@ -12,7 +12,12 @@
 use serde::{Deserialize, Serialize};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{PgPool, Postgres};
-use threadline_sqlx::{ActorRef, AuditContext, InstallOptions, JobContext, PoolExt, TableCapture};
+use threadline_sqlx::{
+    ActorRef, AuditContext, InstallOptions, JobContext, PoolExt, TableCapture, TraceId,
+};
+
+/// The request's W3C trace id (in a web handler, `Audit`'s `trace_id`, from `traceparent`).
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,25 +59,26 @@ struct TrailRow {
     actor_ref: serde_json::Value,
     request_id: Option<String>,
     source: Option<String>,
+    trace_id: Option<String>,
 }
 
 /// The request: writes as alice, then enqueues the job with the request's correlation id.
 async fn sign_up(pool: &PgPool, correlation_id: &str) -> Result<String, BoxError> {
     let request = AuditContext::for_actor(ActorRef::user("alice")?)
         .with_request_id(format!("{correlation_id}-req"))
-        .with_correlation_id(correlation_id);
+        .with_correlation_id(correlation_id)
+        .with_trace_id(TRACE_ID.parse::<TraceId>()?);
     let mut tx = pool.begin_with_context(&request).await?;
     let user_id: i64 =
         sqlx::query_scalar("INSERT INTO signups (name) VALUES ('alice') RETURNING id")
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    let job = WelcomeEmail {
-        user_id,
-        audit: JobContext::new(ActorRef::job("mailer")?)
-            .with_correlation_id(correlation_id)
-            .with_job_id(format!("welcome-{user_id}")),
-    };
+    let mut audit = JobContext::new(ActorRef::job("mailer")?)
+        .with_correlation_id(correlation_id)
+        .with_job_id(format!("welcome-{user_id}"));
+    audit.trace_id = request.trace_id;
+    let job = WelcomeEmail { user_id, audit };
     Ok(serde_json::to_string(&job)?)
 }
 
@@ -119,7 +125,7 @@ async fn main() -> Result<(), BoxError> {
     worker.await??;
 
     let trail: Vec<TrailRow> = sqlx::query_as(
-        "SELECT c.table_name, c.op, t.actor_ref, t.request_id, t.source
+        "SELECT c.table_name, c.op, t.actor_ref, t.request_id, t.source, t.trace_id
          FROM audit_changes c JOIN audit_transactions t ON t.id = c.transaction_id
          WHERE t.correlation_id = $1 ORDER BY c.id",
     )
@@ -129,12 +135,13 @@ async fn main() -> Result<(), BoxError> {
     println!("\nchanges with correlation id {correlation_id}:");
     for row in &trail {
         println!(
-            "  {:<8} {:<7} actor={} request_id={} source={}",
+            "  {:<8} {:<7} actor={} request_id={} source={} trace_id={}",
             row.table_name,
             row.op,
             row.actor_ref,
             row.request_id.as_deref().unwrap_or("-"),
-            row.source.as_deref().unwrap_or("-")
+            row.source.as_deref().unwrap_or("-"),
+            row.trace_id.as_deref().unwrap_or("-")
         );
     }
     let actors = trail
@@ -145,6 +152,14 @@ async fn main() -> Result<(), BoxError> {
     if actors != expected {
         return Err(format!("unexpected trail: {actors:?}, expected {expected:?}").into());
     }
-    println!("ok: the job's write kept the request's correlation id under the job actor");
+    if let Some(row) = trail
+        .iter()
+        .find(|r| r.trace_id.as_deref() != Some(TRACE_ID))
+    {
+        return Err(format!("the {} change lost the trace id", row.table_name).into());
+    }
+    println!(
+        "ok: the job's write kept the request's correlation id and trace id under the job actor"
+    );
     Ok(())
 }

@@ -43,6 +43,8 @@ pub(super) struct View<'a> {
     pub(super) base: &'a str,
     pub(super) title: &'a str,
     pub(super) masks: &'a [String],
+    /// `ExplorerOptions::trace_url`'s template.
+    pub(super) trace_url: Option<&'a str>,
 }
 
 impl View<'_> {
@@ -186,6 +188,27 @@ impl View<'_> {
     pub(super) fn actor_link(&self, actor: &ActorRef) -> Markup {
         let short = actor.to_string();
         html! { a.actor href=(self.link("/actor", [("actor", short.as_str())])) { (short) } }
+    }
+
+    /// A trace id: linked to the tracing backend when a `trace_url` is set, and to the
+    /// timeline of its changes.
+    pub(super) fn trace(&self, trace_id: Option<&str>) -> Markup {
+        let Some(id) = trace_id else {
+            return opt(None);
+        };
+        // Only a well-formed id goes into a URL (the column can be written by hand).
+        let url = self
+            .trace_url
+            .filter(|_| id.parse::<threadline_core::TraceId>().is_ok())
+            .map(|template| template.replace("{trace_id}", id));
+        html! {
+            @match url {
+                Some(url) => a.trace href=(url) rel="noopener noreferrer" { code { (id) } },
+                None => code { (id) },
+            }
+            " "
+            a href=(self.link("", [("trace_id", id)])) { "its changes" }
+        }
     }
 
     pub(super) fn transaction_link(&self, id: i64) -> Markup {

@@ -102,6 +102,7 @@ pub struct ExplorerOptions {
     revert: Option<revert_auth::DynAuthorizeRevert>,
     revert_secret: Option<[u8; 32]>,
     chart_timeout: Duration,
+    trace_url: Option<String>,
 }
 
 impl std::fmt::Debug for ExplorerOptions {
@@ -113,6 +114,7 @@ impl std::fmt::Debug for ExplorerOptions {
             .field("title", &self.title)
             .field("allow_revert", &self.revert.is_some())
             .field("chart_timeout", &self.chart_timeout)
+            .field("trace_url", &self.trace_url)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +132,7 @@ impl ExplorerOptions {
             revert: None,
             revert_secret: None,
             chart_timeout: DEFAULT_CHART_TIMEOUT,
+            trace_url: None,
         }
     }
 
@@ -196,6 +199,16 @@ impl ExplorerOptions {
     #[must_use]
     pub fn revert_secret(mut self, secret: [u8; 32]) -> Self {
         self.revert_secret = Some(secret);
+        self
+    }
+
+    /// Links each trace id to your tracing backend: `{trace_id}` in `template` is replaced
+    /// by the transaction's trace id (32 hex digits), e.g.
+    /// `"https://tempo.example/trace/{trace_id}"` or Jaeger's `".../trace/{trace_id}"`.
+    /// Unset (the default), trace ids are shown without a link to a backend.
+    #[must_use]
+    pub fn trace_url(mut self, template: impl Into<String>) -> Self {
+        self.trace_url = Some(template.into());
         self
     }
 }

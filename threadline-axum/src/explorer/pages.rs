@@ -25,6 +25,7 @@ impl Explorer {
             base,
             title: &self.options.title,
             masks: &self.options.mask_placeholders,
+            trace_url: self.options.trace_url.as_deref(),
         }
     }
 }
@@ -189,6 +190,7 @@ fn filter_form(view: &View<'_>, params: &Params<TimelineQuery>) -> Markup {
             }
             (text("correlation_id", &query.correlation_id, "Correlation id", ""))
             (text("request_id", &query.request_id, "Request id", ""))
+            (text("trace_id", &query.trace_id, "Trace id", "32 hex digits"))
             @if let Some(size) = &query.size {
                 input type="hidden" name="size" value=(size);
             }
@@ -336,6 +338,7 @@ fn transaction_body(
                 dt { "Actor" } dd { (view.actor(tx.actor_ref.as_ref())) }
                 dt { "Request id" } dd { (filter_link("request_id", tx.request_id.as_deref())) }
                 dt { "Correlation id" } dd { (filter_link("correlation_id", tx.correlation_id.as_deref())) }
+                dt { "Trace id" } dd { (view.trace(tx.trace_id.as_deref())) }
                 dt { "Remote IP" } dd { (opt(ip.as_deref())) }
                 dt { "Source" } dd { (opt(tx.source.as_deref())) }
                 dt { "Database txid" } dd { (tx.txid) }

@@ -71,6 +71,7 @@ pub(super) struct TimelineQuery {
     pub(super) op: Option<String>,
     pub(super) correlation_id: Option<String>,
     pub(super) request_id: Option<String>,
+    pub(super) trace_id: Option<String>,
     pub(super) cursor: Option<String>,
     pub(super) size: Option<String>,
 }
@@ -85,6 +86,7 @@ impl TimelineQuery {
             op: self.op.as_deref(),
             correlation_id: self.correlation_id.as_deref(),
             request_id: self.request_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
         }
     }
 }
@@ -100,6 +102,7 @@ pub(super) struct ExportQuery {
     pub(super) op: Option<String>,
     pub(super) correlation_id: Option<String>,
     pub(super) request_id: Option<String>,
+    pub(super) trace_id: Option<String>,
     pub(super) format: Option<String>,
 }
 
@@ -113,6 +116,7 @@ impl ExportQuery {
             op: self.op.as_deref(),
             correlation_id: self.correlation_id.as_deref(),
             request_id: self.request_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
         }
     }
 }
@@ -150,11 +154,12 @@ pub(super) struct FilterFields<'a> {
     op: Option<&'a str>,
     correlation_id: Option<&'a str>,
     request_id: Option<&'a str>,
+    trace_id: Option<&'a str>,
 }
 
 impl FilterFields<'_> {
     /// The filter's parameter names, in form order.
-    pub(super) const NAMES: [&'static str; 7] = [
+    pub(super) const NAMES: [&'static str; 8] = [
         "table",
         "actor",
         "from",
@@ -162,6 +167,7 @@ impl FilterFields<'_> {
         "op",
         "correlation_id",
         "request_id",
+        "trace_id",
     ];
 }
 
@@ -302,6 +308,14 @@ pub(super) fn filter(params: FilterFields<'_>) -> Result<TimelineFilter, Explore
     }
     if let Some(id) = params.request_id {
         filter = filter.request_id(id);
+    }
+    if let Some(id) = params.trace_id {
+        let id = id
+            .parse()
+            .map_err(|e: threadline_core::TraceContextError| {
+                ExplorerError::param("trace_id", e.to_string())
+            })?;
+        filter = filter.trace_id(id);
     }
     filter.validate().map_err(|e| match e {
         threadline_sqlx::QueryError::Filter { field, reason } => {

@@ -81,6 +81,7 @@ impl NdjsonSink {
                     value(&mut line, "remote_ip", &r.remote_ip)?;
                     value(&mut line, "source", &r.source)?;
                     raw(&mut line, "meta", r.meta.as_deref());
+                    value(&mut line, "trace_id", &r.trace_id)?;
                     line.push_str("}\n");
                     self.out.write_all(line.as_bytes())?;
                 }

@@ -49,6 +49,7 @@ pub(crate) const TRANSACTIONS_SCHEMA: &str = "message audit_transactions {
   optional binary remote_ip (STRING);
   optional binary source (STRING);
   optional binary meta (JSON);
+  optional binary trace_id (STRING);
 }";
 
 /// A Parquet file being written.
@@ -190,6 +191,7 @@ fn transaction_columns(rows: &[ArchivedTransaction]) -> Vec<Column> {
         optional(rows.iter().map(|r| r.remote_ip.as_deref())),
         optional(rows.iter().map(|r| r.source.as_deref())),
         optional(rows.iter().map(|r| r.meta.as_deref())),
+        optional(rows.iter().map(|r| r.trace_id.as_deref())),
     ]
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{QueryError, SqlParam, bind};
 use crate::audit::ChangeOp;
 use crate::sql::fnv1a;
-use crate::{ActorRef, TableName};
+use crate::{ActorRef, TableName, TraceId};
 
 /// Longest accepted `correlation_id` or `request_id` filter value, in bytes.
 pub const MAX_FILTER_VALUE_BYTES: usize = 1024;
@@ -41,6 +41,8 @@ pub struct TimelineFilter {
     pub request_id: Option<String>,
     /// Changes with this operation.
     pub op: Option<ChangeOp>,
+    /// Changes of transactions with this W3C trace id.
+    pub trace_id: Option<TraceId>,
 }
 
 impl TimelineFilter {
@@ -95,6 +97,14 @@ impl TimelineFilter {
     #[must_use]
     pub fn op(mut self, op: ChangeOp) -> Self {
         self.op = Some(op);
+        self
+    }
+
+    /// Only transactions of this trace (served by the partial index on
+    /// `audit_transactions.trace_id`).
+    #[must_use]
+    pub fn trace_id(mut self, id: TraceId) -> Self {
+        self.trace_id = Some(id);
         self
     }
 
@@ -190,6 +200,12 @@ impl TimelineFilter {
                 bind(params, SqlParam::Text(id.clone()))
             ));
         }
+        if let Some(id) = self.trace_id {
+            conditions.push(format!(
+                "t.trace_id = {}",
+                bind(params, SqlParam::Text(id.to_string()))
+            ));
+        }
         Ok(())
     }
 
@@ -204,7 +220,7 @@ impl TimelineFilter {
     /// A fingerprint of the filter, which binds cursors to it.
     pub(crate) fn fingerprint(&self) -> u64 {
         let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
-        let canonical = serde_json::json!([
+        let mut canonical = serde_json::json!([
             self.table
                 .as_ref()
                 .map(|t| [t.schema().as_str(), t.name().as_str()]),
@@ -215,6 +231,10 @@ impl TimelineFilter {
             self.request_id,
             self.op.map(ChangeOp::as_str),
         ]);
+        // Appended only when set, so that cursors issued before the field existed stay valid.
+        if let (Some(id), Some(list)) = (self.trace_id, canonical.as_array_mut()) {
+            list.push(id.to_string().into());
+        }
         fnv1a(canonical.to_string().as_bytes())
     }
 }
@@ -242,14 +262,19 @@ mod tests {
             .to(at)
             .correlation_id("corr")
             .request_id("req")
-            .op(ChangeOp::Delete);
+            .op(ChangeOp::Delete)
+            .trace_id("4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap());
         let mut params = vec![SqlParam::BigInt(0)];
         let sql = filter.where_clause(&mut params).unwrap();
         assert_eq!(
             sql,
             "WHERE c.table_name = $2 AND c.table_schema = $3 AND c.captured_at >= $4 \
              AND c.captured_at <= $5 AND c.op = $6 AND t.actor_ref = $7 \
-             AND t.correlation_id = $8 AND t.request_id = $9"
+             AND t.correlation_id = $8 AND t.request_id = $9 AND t.trace_id = $10"
+        );
+        assert_eq!(
+            params[9],
+            SqlParam::Text("4bf92f3577b34da6a3ce929d0e0e4736".into())
         );
         assert_eq!(params[1], SqlParam::Text("Orders".into()));
         assert_eq!(params[2], SqlParam::Text("sales".into()));
@@ -318,5 +343,15 @@ mod tests {
             TimelineFilter::new().request_id("x").fingerprint(),
             TimelineFilter::new().correlation_id("x").fingerprint()
         );
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+        assert_ne!(a.clone().trace_id(trace).fingerprint(), a.fingerprint());
+    }
+
+    /// A filter without a trace id keeps the fingerprint it had before the field existed, so
+    /// cursors issued then stay valid.
+    #[test]
+    fn fingerprints_without_trace_id_are_unchanged() {
+        let old = fnv1a(b"[null,null,null,null,null,\"req\",null]");
+        assert_eq!(TimelineFilter::new().request_id("req").fingerprint(), old);
     }
 }

@@ -190,7 +190,7 @@ pub const CHANGE_COLUMNS: &str = "c.id, c.transaction_id, c.table_schema, c.tabl
 /// Columns of an [`AuditTransaction`](crate::AuditTransaction) row, in field order (alias `t`);
 /// `remote_ip` is the `inet` column itself, decoded as a network whose address is kept.
 pub const TRANSACTION_COLUMNS: &str = "t.id, t.txid, t.occurred_at, t.actor_ref, t.request_id, t.correlation_id, \
-     t.remote_ip, t.source, t.meta";
+     t.remote_ip, t.source, t.meta, t.trace_id";
 
 /// `SELECT <change columns> FROM audit_changes c LEFT JOIN audit_transactions t ...`, the
 /// base that [`TimelineFilter::where_clause`] conditions apply to.

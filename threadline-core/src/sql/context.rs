@@ -14,7 +14,7 @@ use crate::AuditContext;
 /// A new transaction starts with no transaction-local values, so only the fields `ctx` holds
 /// are written, plus the actor always (`''` when there is none), so that an actor left behind
 /// by a session-level `SET` can never be recorded for this transaction. Each written setting
-/// costs the server a statement; clearing all six measured about 6% of a small request's
+/// costs the server a statement; clearing six of them measured about 6% of a small request's
 /// throughput (guides/performance.md).
 ///
 /// Values are escape-string literals (`E'...'` with `\` and `'` doubled), which mean the same
@@ -59,8 +59,8 @@ pub fn begin_with_settings_sql(values: &[(&str, String)]) -> String {
 /// let ctx = AuditContext::for_actor(ActorRef::user("7").unwrap());
 /// let sql = set_settings_sql(&ctx.settings());
 /// assert!(sql.starts_with(r#"SET LOCAL threadline.actor_ref = E'{"type":"user","id":"7"}'; "#));
-/// assert!(sql.ends_with("SET LOCAL threadline.meta = E''; "));
-/// assert_eq!(sql.matches("SET LOCAL").count(), 6);
+/// assert!(sql.ends_with("SET LOCAL threadline.trace_id = E''; "));
+/// assert_eq!(sql.matches("SET LOCAL").count(), 7);
 /// ```
 pub fn set_settings_sql(values: &[(&str, String)]) -> String {
     let mut sql = String::with_capacity(320);

@@ -26,19 +26,22 @@ pub const PINNED_SEARCH_PATH: &str = "pg_catalog, pg_temp";
 /// The action-recording function (part of every install, hardened or not): the one way
 /// Threadline writes `audit_actions`, so that a hardened install can deny direct `INSERT`.
 /// With `p_link` the action joins the current transaction's audit row (created on demand) and
-/// request and correlation ids default to the transaction's context settings.
+/// request, correlation and trace ids default to the transaction's context settings.
 pub(crate) const RECORD_ACTION_FUNCTION: &str = r#"
 -- Records a semantic action. Threadline writes audit_actions only through this function, so a
--- hardened install can deny direct INSERT to the application role.
+-- hardened install can deny direct INSERT to the application role. (The signature before
+-- p_trace_id was added is dropped, so that no caller writes actions without it.)
+DROP FUNCTION IF EXISTS @S.threadline_record_action(
+    text, jsonb, text, text, text, text, text, text, text, text, boolean, bigint);
 CREATE OR REPLACE FUNCTION @S.threadline_record_action(
     p_name text, p_actor_ref jsonb, p_status text, p_verb text, p_category text,
     p_reason text, p_comment text, p_correlation_id text, p_request_id text, p_job_id text,
-    p_link boolean, p_transaction_id bigint
+    p_link boolean, p_transaction_id bigint, p_trace_id text
 ) RETURNS @S.audit_actions
 LANGUAGE sql AS $threadline$
     INSERT INTO @S.audit_actions
         (name, actor_ref, status, verb, category, reason, comment, correlation_id, request_id,
-         job_id, transaction_id)
+         job_id, transaction_id, trace_id)
     VALUES (
         p_name, p_actor_ref, p_status, p_verb, p_category, p_reason, p_comment,
         CASE WHEN p_link
@@ -48,7 +51,10 @@ LANGUAGE sql AS $threadline$
             THEN COALESCE(p_request_id, NULLIF(current_setting('threadline.request_id', true), ''))
             ELSE p_request_id END,
         p_job_id,
-        CASE WHEN p_link THEN @S.threadline_transaction_id() ELSE p_transaction_id END)
+        CASE WHEN p_link THEN @S.threadline_transaction_id() ELSE p_transaction_id END,
+        CASE WHEN p_link
+            THEN COALESCE(p_trace_id, NULLIF(current_setting('threadline.trace_id', true), ''))
+            ELSE p_trace_id END)
     RETURNING *
 $threadline$;
 "#;
@@ -91,7 +97,7 @@ END
     let _ = write!(out, "DO {tag}\n{body}{tag};\n");
     let _ = writeln!(
         out,
-        "GRANT EXECUTE ON FUNCTION {s}.threadline_record_action(text, jsonb, text, text, text, text, text, text, text, text, boolean, bigint) TO PUBLIC;"
+        "GRANT EXECUTE ON FUNCTION {s}.threadline_record_action(text, jsonb, text, text, text, text, text, text, text, text, boolean, bigint, text) TO PUBLIC;"
     );
     for reader in &options.reader_roles {
         let _ = writeln!(out, "GRANT USAGE ON SCHEMA {s} TO {reader};");

@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS @S.audit_transactions (
     correlation_id text,
     remote_ip inet,
     source text,
-    meta jsonb
+    meta jsonb,
+    trace_id text
 );
 
 CREATE TABLE IF NOT EXISTS @S.audit_changes (
@@ -122,8 +123,12 @@ CREATE TABLE IF NOT EXISTS @S.audit_actions (
     request_id text,
     job_id text,
     transaction_id bigint REFERENCES @S.audit_transactions (id) ON DELETE SET NULL,
-    inserted_at timestamptz NOT NULL DEFAULT now()
+    inserted_at timestamptz NOT NULL DEFAULT now(),
+    trace_id text
 );
+-- Columns added after the first release, for installs made before them (catalog-only changes).
+ALTER TABLE @S.audit_transactions ADD COLUMN IF NOT EXISTS trace_id text;
+ALTER TABLE @S.audit_actions ADD COLUMN IF NOT EXISTS trace_id text;
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
 -- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
@@ -142,6 +147,8 @@ CREATE INDEX IF NOT EXISTS audit_transactions_correlation_id_idx
     ON @S.audit_transactions (correlation_id) WHERE correlation_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_transactions_request_id_idx
     ON @S.audit_transactions (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_transactions_trace_id_idx
+    ON @S.audit_transactions (trace_id) WHERE trace_id IS NOT NULL;
 -- actions of a transaction, and actions by time:
 CREATE INDEX IF NOT EXISTS audit_actions_transaction_id_idx
     ON @S.audit_actions (transaction_id) WHERE transaction_id IS NOT NULL;
@@ -164,6 +171,7 @@ DECLARE
     v_ip inet;
     v_setting text;
     v_raw text := NULLIF(current_setting('threadline.actor_ref', true), '');
+    v_trace text := NULLIF(current_setting('threadline.trace_id', true), '');
 BEGIN
     IF split_part(v_cache, ':', 1) = v_txid::text THEN
         v_id := split_part(v_cache, ':', 2)::bigint;
@@ -207,8 +215,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'keep the actor to its type and id (ids are at most 256 bytes); put other details in threadline.meta';
     END IF;
+    IF v_trace !~ '^[0-9a-f]{32}$' OR v_trace = repeat('0', 32) THEN
+        RAISE EXCEPTION 'threadline: setting threadline.trace_id must be 32 lowercase hex digits, not all zeros, got %',
+                left(v_trace, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'set it to the trace id of a W3C traceparent, such as 4bf92f3577b34da6a3ce929d0e0e4736, or leave it unset';
+    END IF;
     INSERT INTO @S.audit_transactions
-        (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta)
+        (txid, actor_ref, request_id, correlation_id, remote_ip, source, meta, trace_id)
     VALUES (
         v_txid,
         v_actor,
@@ -216,7 +230,8 @@ BEGIN
         NULLIF(current_setting('threadline.correlation_id', true), ''),
         v_ip,
         NULLIF(current_setting('threadline.source', true), ''),
-        v_meta
+        v_meta,
+        v_trace
     )
     RETURNING id INTO v_id;
     v_setting := set_config('threadline.txn', v_txid::text || ':' || v_id::text, true);
