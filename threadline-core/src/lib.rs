@@ -43,6 +43,7 @@ pub mod query;
 mod redaction;
 mod retention;
 pub mod revert;
+pub mod seal;
 pub mod sql;
 
 pub use action::{
@@ -83,5 +84,6 @@ pub use redaction::{
 };
 pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{
-    AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
+    AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, SEAL_TABLES, capture_function_name,
+    install_sql,
 };

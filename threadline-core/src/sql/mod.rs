@@ -8,12 +8,14 @@ mod capture;
 mod context;
 mod harden;
 mod install;
+mod seal;
 mod snapshot;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
 pub use context::{begin_with_context_sql, begin_with_settings_sql, set_settings_sql};
 pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
+pub use seal::SEAL_TABLES;
 
 /// Picks a dollar-quote tag that does not occur in `body`.
 pub(crate) fn dollar_tag(body: &str) -> String {
