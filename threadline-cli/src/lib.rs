@@ -12,6 +12,7 @@ mod config;
 mod connect;
 mod continuity;
 mod doctor;
+mod erase;
 mod export;
 mod gen_triggers;
 mod install;
@@ -20,6 +21,7 @@ mod partitions;
 mod progress;
 mod retention;
 mod revert;
+mod seal;
 mod verify_coverage;
 
 use std::process::ExitCode;
@@ -29,6 +31,7 @@ pub use cli::{
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
+pub use cli::{EraseArgs, SealArgs, VerifySealsArgs};
 pub use cli::{EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
@@ -49,5 +52,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             PartitionsCommand::List(args) => partitions::list(args).await,
         },
         Command::Revert(args) => revert::run(args).await,
+        Command::Seal(args) => seal::seal(args).await,
+        Command::VerifySeals(args) => seal::verify(args).await,
+        Command::Erase(args) => erase::run(args).await,
     }
 }

@@ -253,12 +253,6 @@ pub fn digest_from_slice(bytes: &[u8]) -> Option<Digest> {
 /// # Ok::<(), threadline_core::IdentError>(())
 /// ```
 pub fn seal_items_sql(kind: SealItemKind, schema: &Ident) -> String {
-    let fields: Vec<String> = kind
-        .fields()
-        .iter()
-        .map(|(name, ty)| field_text(&format!("i.{name}"), *ty))
-        .collect();
-    let fields = fields.join(",\n        ");
     let (table, transaction, filter) = match kind {
         SealItemKind::Transaction => (
             "audit_transactions",
@@ -279,10 +273,49 @@ pub fn seal_items_sql(kind: SealItemKind, schema: &Ident) -> String {
             "i.txid >= $1 AND i.txid < $2".to_owned(),
         ),
     };
+    items_sql(kind, schema, table, transaction, &filter)
+}
+
+/// Like [`seal_items_sql`], for the changes whose ids are in `$1` (a `bigint[]`): what an
+/// erasure digests after masking them.
+pub fn change_items_by_id_sql(schema: &Ident) -> String {
+    items_sql(
+        SealItemKind::Change,
+        schema,
+        "audit_changes",
+        "i.transaction_id",
+        "i.id = ANY($1::bigint[])",
+    )
+}
+
+fn items_sql(kind: SealItemKind, schema: &Ident, table: &str, transaction: &str, filter: &str) -> String {
+    let fields: Vec<String> = kind
+        .fields()
+        .iter()
+        .map(|(name, ty)| field_text(&format!("i.{name}"), *ty))
+        .collect();
+    let fields = fields.join(",\n        ");
     format!(
         "SELECT i.id, {transaction}, ARRAY[\n        {fields}\n    ]::text[]\n\
          FROM {schema}.{table} AS i\nWHERE {filter}\nORDER BY i.id"
     )
+}
+
+/// The digest an erasure records in its action's comment: SHA-256 over
+/// `"threadline.seal.v1\0"`, `E`, then for each erased change in id order its id as
+/// big-endian i64 and the digest of its content after masking. It pins the post-erasure
+/// digests kept in `audit_erasures` to the (sealed) action.
+pub fn erasure_digest(changes: &[(i64, Digest)]) -> Digest {
+    let mut sorted: Vec<&(i64, Digest)> = changes.iter().collect();
+    sorted.sort_by_key(|(id, _)| *id);
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(b"E");
+    for (id, digest) in sorted {
+        h.update(id.to_be_bytes());
+        h.update(digest);
+    }
+    h.finalize().into()
 }
 
 fn field_text(column: &str, ty: FieldType) -> String {
@@ -353,6 +386,19 @@ mod tests {
         assert_ne!(base, hash(2, 10, 20, Some(&d1), &[(2, d2), (1, d1)]));
         assert_ne!(base, hash(2, 10, 20, Some(&d1), &[(1, d1)]));
         assert_ne!(base, hash(2, 10, 20, Some(&d1), &[(1, d2), (2, d1)]));
+    }
+
+    /// The erasure digest is independent of the order changes are listed in, and covers
+    /// every id and digest.
+    #[test]
+    fn erasure_digest_is_order_free_and_complete() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let d = erasure_digest(&[(1, a), (2, b)]);
+        assert_eq!(d, erasure_digest(&[(2, b), (1, a)]));
+        assert_ne!(d, erasure_digest(&[(1, b), (2, a)]));
+        assert_ne!(d, erasure_digest(&[(1, a)]));
+        assert_ne!(d, erasure_digest(&[(1, a), (3, b)]));
+        assert!(change_items_by_id_sql(&Ident::new("public").unwrap()).contains("ANY($1::bigint[])"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, Row};
 use threadline_core::query::PrimaryKey;
+use threadline_core::seal;
 use threadline_core::{ActionOptions, ActorRef, AuditAction, DEFAULT_MASK_PLACEHOLDER, Ident};
 
 use crate::context::TransactionExt;
@@ -167,8 +168,8 @@ const MASK: &str = "UPDATE @S.audit_changes SET
             FROM unnest($2::text[]) AS k WHERE changed_from ? k), '{}')
     WHERE id = ANY($1::bigint[])";
 
-const RECORD: &str = "INSERT INTO @S.audit_erasures (action_id, change_id, columns)
-    SELECT $1, c, $3::text[] FROM unnest($2::bigint[]) AS c";
+const RECORD: &str = "INSERT INTO @S.audit_erasures (action_id, change_id, columns, digest)
+    SELECT $1, c, $3::text[], d FROM unnest($2::bigint[], $4::bytea[]) AS u(c, d)";
 
 impl Threadline {
     /// What [`erase`](Self::erase) would do, changing nothing.
@@ -220,11 +221,14 @@ impl Threadline {
             .bind(&options.placeholder)
             .execute(&mut *tx)
             .await?;
+        let digests = self.masked_digests(&mut tx, &ids).await?;
+        let pinned = seal::to_hex(&seal::erasure_digest(&digests));
         let mut comment = json!({
             "table": plan.table,
             "key": plan.key,
             "columns": plan.columns,
             "changes": ids,
+            "digest": pinned,
         })
         .to_string();
         if comment.len() > threadline_core::MAX_ACTION_FIELD_BYTES {
@@ -233,6 +237,7 @@ impl Threadline {
                 "key": plan.key,
                 "columns": plan.columns,
                 "changes": ids.len(),
+                "digest": pinned,
             })
             .to_string();
         }
@@ -250,8 +255,9 @@ impl Threadline {
             .await?;
         self.query(sql::in_schema(RECORD, schema))
             .bind(action.id)
-            .bind(&ids)
+            .bind(digests.iter().map(|(id, _)| *id).collect::<Vec<_>>())
             .bind(&plan.columns)
+            .bind(digests.iter().map(|(_, d)| d.to_vec()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -259,6 +265,27 @@ impl Threadline {
             plan,
             action: Some(action),
         })
+    }
+}
+
+impl Threadline {
+    /// The digests of changes as they are now (after masking), by id.
+    async fn masked_digests(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, seal::Digest)>> {
+        let rows = self
+            .query(sql::generated(seal::change_items_by_id_sql(self.schema())))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let item = crate::seal::current_item(row)?;
+                Ok((item.id, item.digest(seal::SealItemKind::Change)))
+            })
+            .collect()
     }
 }
 

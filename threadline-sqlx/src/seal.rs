@@ -131,6 +131,12 @@ pub enum SealProblem {
         /// The seal.
         seal: i64,
     },
+    /// An erasure record no longer matches the digest its (sealed) `threadline.erase` action
+    /// pinned: `audit_erasures` was altered.
+    ErasureRecordAltered {
+        /// The erasure's action.
+        action_id: i64,
+    },
     /// A link of the chain is broken: a seal is missing, or its previous hash or range does
     /// not follow the seal before it.
     BrokenLink {
@@ -184,6 +190,10 @@ impl fmt::Display for SealProblem {
             Self::DigestsAltered { seal } => write!(
                 f,
                 "seal {seal}: the digests kept for its rows do not reproduce its hash (audit_seal_items was altered)"
+            ),
+            Self::ErasureRecordAltered { action_id } => write!(
+                f,
+                "erasure {action_id}: its records in audit_erasures do not match the digest its threadline.erase action pinned"
             ),
             Self::BrokenLink { seal, detail } => {
                 write!(f, "seal {seal}: broken chain link: {detail}")
@@ -254,14 +264,14 @@ struct StoredItem {
 }
 
 /// One row as it is now.
-struct CurrentItem {
-    id: i64,
+pub(crate) struct CurrentItem {
+    pub(crate) id: i64,
     transaction_id: Option<i64>,
     fields: Vec<Option<String>>,
 }
 
 impl CurrentItem {
-    fn digest(&self, kind: SealItemKind) -> Digest {
+    pub(crate) fn digest(&self, kind: SealItemKind) -> Digest {
         let fields: Vec<Option<&str>> = self.fields.iter().map(Option::as_deref).collect();
         seal::item_digest(kind, &fields)
     }
@@ -298,15 +308,7 @@ impl Threadline {
         if !locked {
             return Ok(SealOutcome::Busy);
         }
-        // Read in its own statement, before this transaction has an xid of its own: every
-        // transaction below it has finished, so the rows of [from, to) are final.
-        let to_txid: i64 = self
-            .query(sql::generated(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint".to_owned(),
-            ))
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let to_txid = seal_boundary(self, &mut tx).await?;
         let last = self.last_seal(&mut tx).await?;
         let from_txid = last.as_ref().map_or(0, |s| s.to_txid);
         if to_txid <= from_txid {
@@ -473,7 +475,7 @@ impl Threadline {
         let start = from_seal.unwrap_or(1);
         check_links(&seals, start, &mut out.problems);
         let content_from = start.max(out.purged_through.map_or(1, |p| p + 1));
-        let erasures = self.erasures().await?;
+        let erasures = self.erasures(&mut out.problems).await?;
         let mut conn = self.pool().acquire().await?;
         for s in seals.iter().filter(|s| s.id >= content_from) {
             out.first_verified.get_or_insert(s.id);
@@ -487,7 +489,7 @@ impl Threadline {
         &self,
         conn: &mut PgConnection,
         s: &Seal,
-        erasures: &HashMap<i64, i64>,
+        erasures: &HashMap<i64, (i64, Digest)>,
         out: &mut SealVerification,
     ) -> Result<()> {
         let schema = self.schema();
@@ -543,7 +545,8 @@ impl Threadline {
                     continue;
                 }
                 if kind == SealItemKind::Change
-                    && let Some(action_id) = erasures.get(&item.id)
+                    && let Some((action_id, after)) = erasures.get(&item.id)
+                    && item.digest(kind) == *after
                 {
                     out.erased.push(ErasedChange {
                         seal: s.id,
@@ -674,21 +677,51 @@ impl Threadline {
         Ok(items)
     }
 
-    /// Erased changes and the `threadline.erase` action that erased each (the latest).
-    async fn erasures(&self) -> Result<HashMap<i64, i64>> {
+    /// Erased changes with the latest `threadline.erase` action that erased each and the
+    /// digest it recorded after masking. An erasure whose records no longer match the digest
+    /// its action pinned is reported, and its records are not used.
+    async fn erasures(
+        &self,
+        problems: &mut Vec<SealProblem>,
+    ) -> Result<HashMap<i64, (i64, Digest)>> {
         let rows = self
             .query(sql::generated(format!(
-                "SELECT e.change_id, max(e.action_id) FROM {s}.audit_erasures AS e \
+                "SELECT a.id, a.comment, array_agg(e.change_id ORDER BY e.change_id), \
+                 array_agg(e.digest ORDER BY e.change_id) \
+                 FROM {s}.audit_erasures AS e \
                  JOIN {s}.audit_actions AS a ON a.id = e.action_id AND a.name = $1 \
-                 GROUP BY e.change_id",
+                 GROUP BY a.id, a.comment ORDER BY a.id",
                 s = self.schema()
             )))
             .bind(crate::erase::ERASE_ACTION)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        let mut out = HashMap::new();
+        for row in rows {
+            let action_id: i64 = row.try_get(0)?;
+            let comment: Option<String> = row.try_get(1)?;
+            let ids: Vec<i64> = row.try_get(2)?;
+            let digests: Vec<Vec<u8>> = row.try_get(3)?;
+            let records: Option<Vec<(i64, Digest)>> = ids
+                .into_iter()
+                .zip(digests)
+                .map(|(id, d)| seal::digest_from_slice(&d).map(|d| (id, d)))
+                .collect();
+            let pinned = comment
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                .and_then(|c| c.get("digest").and_then(|d| d.as_str()).map(str::to_owned));
+            match records {
+                Some(records)
+                    if pinned.as_deref()
+                        == Some(seal::to_hex(&seal::erasure_digest(&records)).as_str()) =>
+                {
+                    // Later erasures of the same change replace earlier ones (ordered by id).
+                    out.extend(records.into_iter().map(|(id, d)| (id, (action_id, d))));
+                }
+                _ => problems.push(SealProblem::ErasureRecordAltered { action_id }),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -738,7 +771,46 @@ fn check_links(seals: &[Seal], start: i64, problems: &mut Vec<SealProblem>) {
     }
 }
 
-fn current_item(row: &PgRow) -> Result<CurrentItem> {
+/// The end of the next seal's range: the oldest transaction of this database still running
+/// (or prepared), else the next txid to be assigned. Transactions of other databases of the
+/// cluster never write this trail, so they do not hold sealing back.
+///
+/// Two statements, in this order: the snapshot's xmax first, then the running transactions'
+/// xid locks. A transaction that got its xid before the first is still running at the second
+/// (and listed) or has finished; one that gets its xid later has one at or above xmax.
+/// Sealing itself has no xid yet.
+async fn seal_boundary(threadline: &Threadline, conn: &mut PgConnection) -> Result<i64> {
+    let xmax: i64 = threadline
+        .query(sql::generated(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint".to_owned(),
+        ))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let oldest: Option<i64> = threadline
+        .query(sql::generated(RUNNING.to_owned()))
+        .bind(xmax)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    Ok(oldest.map_or(xmax, |o| o.min(xmax)))
+}
+
+/// The oldest running or prepared transaction of this database, its 32-bit xid widened
+/// against `$1` (the snapshot's xmax; a running xid is always within 2^32 of it).
+const RUNNING: &str = "SELECT min($1 - (($1 - x) % 4294967296 + 4294967296) % 4294967296)
+    FROM (
+        SELECT l.transactionid::text::bigint AS x
+        FROM pg_catalog.pg_locks AS l
+        JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
+        WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+          AND a.datname = current_database()
+        UNION ALL
+        SELECT p.transaction::text::bigint FROM pg_catalog.pg_prepared_xacts AS p
+        WHERE p.database = current_database()
+    ) AS running";
+
+pub(crate) fn current_item(row: &PgRow) -> Result<CurrentItem> {
     Ok(CurrentItem {
         id: row.try_get(0)?,
         transaction_id: row.try_get(1)?,

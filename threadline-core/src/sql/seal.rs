@@ -43,12 +43,13 @@ CREATE TABLE IF NOT EXISTS @S.audit_seal_items (
 );
 CREATE INDEX IF NOT EXISTS audit_seal_items_seal_id_idx ON @S.audit_seal_items (seal_id);
 
--- Erasure records: which changes an erasure (the threadline.erase action) masked, and which
--- columns. Never the erased values.
+-- Erasure records: which changes an erasure (the threadline.erase action) masked, which
+-- columns, and the digest of each change after masking. Never the erased values.
 CREATE TABLE IF NOT EXISTS @S.audit_erasures (
     action_id bigint NOT NULL,
     change_id bigint NOT NULL,
     columns text[] NOT NULL,
+    digest bytea NOT NULL,
     PRIMARY KEY (action_id, change_id)
 );
 CREATE INDEX IF NOT EXISTS audit_erasures_change_id_idx ON @S.audit_erasures (change_id);
