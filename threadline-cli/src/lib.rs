@@ -31,8 +31,8 @@ pub use cli::{
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
-pub use cli::{EraseArgs, SealArgs, VerifySealsArgs};
 pub use cli::{EnsureArgs, IntervalArg, ListPartitionsArgs, PartitionsArgs, PartitionsCommand};
+pub use cli::{EraseArgs, SealArgs, VerifySealsArgs};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

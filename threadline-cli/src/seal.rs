@@ -96,7 +96,11 @@ pub(crate) async fn verify(args: VerifySealsArgs) -> anyhow::Result<ExitCode> {
             "{} erased change(s) verified against the digests kept at seal time: {}{}",
             v.erased.len(),
             listed.join(", "),
-            if v.erased.len() > SHOWN_PROBLEMS { ", ..." } else { "" }
+            if v.erased.len() > SHOWN_PROBLEMS {
+                ", ..."
+            } else {
+                ""
+            }
         );
     }
     if v.unlinked_actions > 0 {

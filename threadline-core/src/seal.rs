@@ -288,7 +288,13 @@ pub fn change_items_by_id_sql(schema: &Ident) -> String {
     )
 }
 
-fn items_sql(kind: SealItemKind, schema: &Ident, table: &str, transaction: &str, filter: &str) -> String {
+fn items_sql(
+    kind: SealItemKind,
+    schema: &Ident,
+    table: &str,
+    transaction: &str,
+    filter: &str,
+) -> String {
     let fields: Vec<String> = kind
         .fields()
         .iter()
@@ -339,7 +345,9 @@ mod tests {
         let d = item_digest(SealItemKind::Transaction, &[Some("1"), None, Some("{}")]);
         let mut h = Sha256::new();
         h.update(b"threadline.seal.v1\0T");
-        h.update([1, 0, 0, 0, 0, 0, 0, 0, 1, b'1', 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        h.update([
+            1, 0, 0, 0, 0, 0, 0, 0, 1, b'1', 0, 1, 0, 0, 0, 0, 0, 0, 0, 2,
+        ]);
         h.update(b"{}");
         let expected: Digest = h.finalize().into();
         assert_eq!(d, expected);
@@ -398,7 +406,9 @@ mod tests {
         assert_ne!(d, erasure_digest(&[(1, b), (2, a)]));
         assert_ne!(d, erasure_digest(&[(1, a)]));
         assert_ne!(d, erasure_digest(&[(1, a), (3, b)]));
-        assert!(change_items_by_id_sql(&Ident::new("public").unwrap()).contains("ANY($1::bigint[])"));
+        assert!(
+            change_items_by_id_sql(&Ident::new("public").unwrap()).contains("ANY($1::bigint[])")
+        );
     }
 
     #[test]

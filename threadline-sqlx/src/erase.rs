@@ -337,7 +337,9 @@ async fn plan(
         CHANGES.to_owned()
     };
     let rows = threadline
-        .query(sql::generated(sql.replace("@S", &threadline.schema().quoted())))
+        .query(sql::generated(
+            sql.replace("@S", &threadline.schema().quoted()),
+        ))
         .bind(table.schema().as_str())
         .bind(table.name().as_str())
         .bind(candidates.iter().map(sqlx::types::Json).collect::<Vec<_>>())
@@ -362,7 +364,11 @@ async fn plan(
         if !keys.is_empty() {
             return Err(Error::EraseKeyColumn {
                 table: plan.table,
-                columns: keys.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                columns: keys
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
@@ -380,7 +386,11 @@ async fn plan(
         for row in &rows {
             for image in images(row)? {
                 if let Value::Object(map) = image {
-                    all.extend(map.keys().filter(|k| !plan.key_columns.contains(k)).cloned());
+                    all.extend(
+                        map.keys()
+                            .filter(|k| !plan.key_columns.contains(k))
+                            .cloned(),
+                    );
                 }
             }
         }

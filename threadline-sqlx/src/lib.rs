@@ -56,7 +56,7 @@ pub use coverage::{
     SchemaTable, assert_capture_ready, schema_tables, trigger_coverage, verify_coverage,
 };
 pub use doctor::{DoctorOptions, doctor};
-pub use erase::{ERASE_ACTION, EraseOptions, EraseStep, Erased, ErasePlan};
+pub use erase::{ERASE_ACTION, EraseOptions, ErasePlan, EraseStep, Erased};
 pub use error::{Error, Result};
 pub use export::{
     DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,

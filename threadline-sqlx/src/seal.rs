@@ -405,7 +405,10 @@ impl Threadline {
             )))
             .fetch_all(self.pool())
             .await?;
-        Ok(rows.iter().map(Seal::from_row).collect::<sqlx::Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(Seal::from_row)
+            .collect::<sqlx::Result<_>>()?)
     }
 
     /// The seals whose txid range overlaps `[from_txid, to_txid)`, oldest first: what an
@@ -427,7 +430,10 @@ impl Threadline {
             .bind(to_txid)
             .fetch_all(self.pool())
             .await?;
-        Ok(rows.iter().map(Seal::from_row).collect::<sqlx::Result<_>>()?)
+        Ok(rows
+            .iter()
+            .map(Seal::from_row)
+            .collect::<sqlx::Result<_>>()?)
     }
 
     /// Recomputes the chain and the content of every retained seal from `from_seal` (default:
@@ -494,10 +500,7 @@ impl Threadline {
     ) -> Result<()> {
         let schema = self.schema();
         let stored = self.stored_items(conn, s.id).await?;
-        let prev = s
-            .prev_hash
-            .as_deref()
-            .and_then(parse_hex);
+        let prev = s.prev_hash.as_deref().and_then(parse_hex);
         let mut hasher = SealHasher::new(s.id, s.from_txid, s.to_txid, prev.as_ref());
         for item in &stored {
             hasher.push(item.kind, item.id, &item.digest);
@@ -506,7 +509,8 @@ impl Threadline {
         if seal::to_hex(&hasher.finish()) != s.hash
             || counts != [s.transaction_count, s.change_count, s.action_count]
         {
-            out.problems.push(SealProblem::DigestsAltered { seal: s.id });
+            out.problems
+                .push(SealProblem::DigestsAltered { seal: s.id });
         }
         out.seals += 1;
         for kind in SealItemKind::ALL {
@@ -555,9 +559,7 @@ impl Threadline {
                     });
                     continue;
                 }
-                if kind == SealItemKind::Action
-                    && self.unlinked_by_purge(&item, k).await?
-                {
+                if kind == SealItemKind::Action && self.unlinked_by_purge(&item, k).await? {
                     out.unlinked_actions += 1;
                     continue;
                 }
@@ -582,11 +584,7 @@ impl Threadline {
 
     /// Whether an action differs from its sealed digest only because retention deleted the
     /// transaction row it was linked to (which clears the link).
-    async fn unlinked_by_purge(
-        &self,
-        item: &CurrentItem,
-        kept: &StoredItem,
-    ) -> Result<bool> {
+    async fn unlinked_by_purge(&self, item: &CurrentItem, kept: &StoredItem) -> Result<bool> {
         let (None, Some(linked)) = (item.transaction_id, kept.transaction_id) else {
             return Ok(false);
         };
@@ -642,7 +640,10 @@ impl Threadline {
         seal::digest_from_slice(&hash).ok_or_else(|| {
             Error::invalid(
                 "audit_seals.hash",
-                format!("seal {id} holds a hash of {} bytes, not 32; run threadline verify-seals", hash.len()),
+                format!(
+                    "seal {id} holds a hash of {} bytes, not 32; run threadline verify-seals",
+                    hash.len()
+                ),
             )
         })
     }
@@ -740,10 +741,7 @@ fn check_links(seals: &[Seal], start: i64, problems: &mut Vec<SealProblem>) {
                     }
                 }
                 None if s.id == start => {}
-                None => problems.push(broken(format!(
-                    "seals {start} to {} are missing",
-                    s.id - 1
-                ))),
+                None => problems.push(broken(format!("seals {start} to {} are missing", s.id - 1))),
                 Some(p) if p.id != s.id - 1 => problems.push(broken(format!(
                     "seals {} to {} are missing",
                     p.id + 1,
@@ -821,7 +819,10 @@ pub(crate) fn current_item(row: &PgRow) -> Result<CurrentItem> {
 fn parse_hex(hex: &str) -> Option<Digest> {
     let bytes: Option<Vec<u8>> = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect();
     bytes.and_then(|b| seal::digest_from_slice(&b))
 }
