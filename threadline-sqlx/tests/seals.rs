@@ -418,10 +418,8 @@ async fn verification_from_a_seal_and_of_a_clean_chain_reports_counts_and_head()
     assert_eq!(v.head_hash(), Some(head.hash.as_str()));
     assert_eq!(head.prev_hash.as_deref(), Some(f.seal2.hash.as_str()));
     // A change before the checked seals is not looked at.
-    f.db.exec(&format!(
-        "DELETE FROM audit_changes WHERE id = (SELECT min(id) FROM audit_changes)"
-    ))
-    .await;
+    f.db.exec("DELETE FROM audit_changes WHERE id = (SELECT min(id) FROM audit_changes)")
+        .await;
     assert!(f.threadline.verify_seals(Some(2)).await.unwrap().is_ok());
     assert!(!f.threadline.verify_seals(None).await.unwrap().is_ok());
     let e = f.threadline.verify_seals(Some(9)).await.unwrap_err();
