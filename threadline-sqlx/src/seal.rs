@@ -649,17 +649,17 @@ impl Threadline {
     }
 
     async fn stored_items(&self, conn: &mut PgConnection, seal_id: i64) -> Result<Vec<StoredItem>> {
-        let rows = self
+        let mut rows = self
             .query(sql::generated(format!(
                 "SELECT kind::text, item_id, transaction_id, digest FROM {}.audit_seal_items \
                  WHERE seal_id = $1 ORDER BY position(kind::text IN 'TCA'), item_id",
                 self.schema()
             )))
             .bind(seal_id)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
+            .fetch(&mut *conn);
+        // Streamed into compact items: a seal of a million changes keeps about 64 MB here.
+        let mut items = Vec::new();
+        while let Some(row) = rows.try_next().await? {
             let kind: String = row.try_get(0)?;
             let digest: Vec<u8> = row.try_get(3)?;
             let kind = kind.bytes().next().and_then(SealItemKind::from_code);
