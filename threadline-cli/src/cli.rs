@@ -45,6 +45,64 @@ pub enum Command {
     /// Undo a change, a transaction, a correlation id or a request id: print the plan, or
     /// apply it with --execute (exit 0 applied or clean, 1 conflicts, 2 bad input).
     Revert(RevertArgs),
+    /// Append a seal (a SHA-256 hash chain link) over every finished transaction since the
+    /// last seal. Safe from cron: a concurrent run does nothing.
+    Seal(SealArgs),
+    /// Recompute the seal chain and every retained seal's content: exit 0 printing the head
+    /// hash and counts, 1 naming the first modified, deleted or inserted row or broken link.
+    VerifySeals(VerifySealsArgs),
+    /// Erase one row's personal data from every captured image (right to erasure): print
+    /// the plan, or apply it with --execute. The erasure is recorded, never the values.
+    Erase(EraseArgs),
+}
+
+/// `threadline seal`.
+#[derive(Debug, Clone, Args)]
+pub struct SealArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// `threadline verify-seals`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifySealsArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// Check the content of seals from this one on (the chain links from it on too).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub from_seal: Option<i64>,
+    /// Print only the head seal's hash (after verifying), for anchoring it elsewhere.
+    #[arg(long)]
+    pub head: bool,
+}
+
+/// `threadline erase`.
+#[derive(Debug, Clone, Args)]
+pub struct EraseArgs {
+    /// Database, config file and schema.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+    /// The table whose row is erased (`users`, `billing.customers`).
+    #[arg(long)]
+    pub table: String,
+    /// The row's key: the value for a one-column key (`--pk 42`), or a JSON object of every
+    /// key column (`--pk '{"tenant":1,"id":42}'`).
+    #[arg(long, value_name = "KEY")]
+    pub pk: String,
+    /// Columns to erase, comma separated (default: every column except the key).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Why (e.g. the request's reference); recorded with the erasure.
+    #[arg(long)]
+    pub reason: String,
+    /// Who erases, as `kind:id` (e.g. `admin:7`).
+    #[arg(long, value_name = "KIND:ID")]
+    pub actor: String,
+    /// Apply the erasure. Without it the plan is printed and nothing changes.
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// Partition intervals on the command line.

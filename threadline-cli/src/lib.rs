@@ -13,6 +13,7 @@ mod config;
 mod connect;
 mod continuity;
 mod doctor;
+mod erase;
 mod export;
 mod gen_triggers;
 mod install;
@@ -22,6 +23,7 @@ mod progress;
 mod replication;
 mod retention;
 mod revert;
+mod seal;
 mod verify_coverage;
 
 use std::process::ExitCode;
@@ -35,6 +37,7 @@ pub use cli::{
     GenTriggersArgs, HardeningArgs, InstallArgs, OpsArgs, PurgeArgs, ReportFormat, RetentionArgs,
     RetentionCommand, SnapshotArgs, VerifyCoverageArgs,
 };
+pub use cli::{EraseArgs, SealArgs, VerifySealsArgs};
 
 /// Runs one command. Errors carry a message that says what was wrong and how to fix it.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,5 +62,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replication(args) => match args.command {
             ReplicationCommand::Sql(args) => replication::sql(args),
         },
+        Command::Seal(args) => seal::seal(args).await,
+        Command::VerifySeals(args) => seal::verify(args).await,
+        Command::Erase(args) => erase::run(args).await,
     }
 }

@@ -90,6 +90,12 @@ pub(crate) fn print_report(report: &PurgeReport) -> ExitCode {
         report.cutoff.to_rfc3339(),
         report.batches
     );
+    if report.purged_seals > 0 {
+        println!(
+            "{} seal(s) covered purged rows and are now marked purged: verify-seals starts from the oldest retained seal",
+            report.purged_seals
+        );
+    }
     if report.complete {
         ExitCode::SUCCESS
     } else {

@@ -53,9 +53,10 @@ async fn hardened_sql_from_the_cli_makes_the_owner_role_own_the_trail() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    // Three audit tables; the shared functions (transaction id, shape check, changed fields),
-    // the action function and the capture function.
-    assert_eq!(tables, 3);
+    // Three audit tables and the three seal and erasure tables; the shared functions
+    // (transaction id, shape check, changed fields), the action function and the capture
+    // function.
+    assert_eq!(tables, 6);
     assert_eq!(definers, 5);
     drop(db);
     let mut admin =

@@ -194,7 +194,14 @@ mod tests {
         let tables: Vec<&str> = m.tables.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(
             tables,
-            ["audit_transactions", "audit_changes", "audit_actions"]
+            [
+                "audit_transactions",
+                "audit_changes",
+                "audit_actions",
+                "audit_seals",
+                "audit_seal_items",
+                "audit_erasures"
+            ]
         );
         let changes = &m.tables[1].1;
         assert_eq!(changes.first().map(String::as_str), Some("id"));

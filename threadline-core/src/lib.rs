@@ -44,6 +44,7 @@ pub mod query;
 mod redaction;
 mod retention;
 pub mod revert;
+pub mod seal;
 pub mod sql;
 mod trace;
 
@@ -85,7 +86,8 @@ pub use redaction::{
 };
 pub use retention::{MAX_RETENTION_DAYS, RetentionError, RetentionPolicy};
 pub use sql::{
-    AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, capture_function_name, install_sql,
+    AUDIT_TABLES, CaptureError, CapturePlan, InstallOptions, SEAL_TABLES, capture_function_name,
+    install_sql,
 };
 #[cfg(feature = "opentelemetry")]
 pub use trace::current_span_trace_id;

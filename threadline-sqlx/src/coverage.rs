@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use sqlx::PgPool;
 use threadline_core::sql::TRIGGER_NAMES;
 use threadline_core::{
-    AUDIT_TABLES, Config, CoverageStatus, Ident, InstallOptions, ObservedTrigger, TableCoverage,
-    TableName, check_expected, classify_coverage, coverage_policy,
+    AUDIT_TABLES, Config, CoverageStatus, Ident, InstallOptions, ObservedTrigger, SEAL_TABLES,
+    TableCoverage, TableName, check_expected, classify_coverage, coverage_policy,
 };
 
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ pub async fn trigger_coverage(
     let rows: Vec<Row> = sqlx::query_as(TABLES)
         .bind(TRIGGER_NAMES.as_slice())
         .bind(install.schema.as_str())
-        .bind(AUDIT_TABLES.as_slice())
+        .bind(trail_tables())
         .fetch_all(pool)
         .await?;
     let mut tables: BTreeMap<(String, String), Vec<ObservedTrigger>> = BTreeMap::new();
@@ -219,7 +219,7 @@ pub async fn schema_tables(
     let rows: Vec<(String, bool)> = sqlx::query_as(SCHEMA_TABLES)
         .bind(schema.as_str())
         .bind(install.schema.as_str())
-        .bind(AUDIT_TABLES.as_slice())
+        .bind(trail_tables())
         .fetch_all(&mut *conn)
         .await?;
     rows.into_iter()
@@ -232,4 +232,10 @@ pub async fn schema_tables(
             })
         })
         .collect()
+}
+
+/// The tables `install` creates (the trail, seals and erasure records): never audited, never
+/// listed as uncovered.
+fn trail_tables() -> Vec<&'static str> {
+    AUDIT_TABLES.iter().chain(&SEAL_TABLES).copied().collect()
 }

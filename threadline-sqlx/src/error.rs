@@ -56,6 +56,16 @@ pub enum Error {
         /// The database's error.
         source: sqlx::Error,
     },
+    /// An erasure named a key column of the row.
+    #[error(
+        "key column(s) {columns} of {table} cannot be erased: the key identifies the row in every image and in the seals; erase the other columns, or see guides/compliance.md for the alternatives"
+    )]
+    EraseKeyColumn {
+        /// The table.
+        table: String,
+        /// The key columns named.
+        columns: String,
+    },
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
     InvalidInput {

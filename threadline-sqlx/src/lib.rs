@@ -34,6 +34,7 @@ mod capture_policy;
 mod context;
 mod coverage;
 mod doctor;
+mod erase;
 mod error;
 mod export;
 mod install;
@@ -42,6 +43,7 @@ mod pooling;
 mod request;
 mod retention;
 mod revert;
+mod seal;
 mod snapshot;
 mod sql;
 mod threadline;
@@ -58,6 +60,7 @@ pub use coverage::{
     SchemaTable, assert_capture_ready, schema_tables, trigger_coverage, verify_coverage,
 };
 pub use doctor::{DoctorOptions, doctor};
+pub use erase::{ERASE_ACTION, EraseOptions, ErasePlan, EraseStep, Erased};
 pub use error::{Error, Result};
 pub use export::{
     DEFAULT_EXPORT_MAX_ROWS, EXPORT_PAGE_SIZE, Export, ExportOptions, MAX_EXPORT_MAX_ROWS,
@@ -76,6 +79,9 @@ pub use retention::{
     purge, purge_with_progress,
 };
 pub use revert::{PlannedRevert, Revert, RevertOutcome};
+pub use seal::{
+    ErasedChange, Seal, SealOutcome, SealProblem, SealVerification, record_purged_seals,
+};
 pub use snapshot::{DEFAULT_SNAPSHOT_BATCH_SIZE, SnapshotOptions, SnapshotReport, snapshot_table};
 pub use threadline::{IntoTableName, Threadline, ThreadlineConn, TransactionDetail};
 pub use threadline_core::partition::{PartitionInterval, RetiredPartition};

@@ -536,7 +536,15 @@ pub async fn purge_partitions(
             "another retention purge of this audit schema is running; wait for it to finish, then run again",
         ));
     }
-    let result = purge_locked(&mut guard, install, policy, options, &mut on_batch).await;
+    let mut result = purge_locked(&mut guard, install, policy, options, &mut on_batch).await;
+    if let Ok(report) = &mut result
+        && !options.dry_run
+    {
+        match crate::seal::record_purged_seals(&mut guard, schema).await {
+            Ok(n) => report.purge.purged_seals = n,
+            Err(e) => result = Err(e),
+        }
+    }
     let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .bind(format!("{PURGE_LOCK} {}", schema.as_str()))
         .execute(&mut *guard)
@@ -563,6 +571,7 @@ async fn purge_locked(
             deleted_transactions: 0,
             batches: 0,
             complete: true,
+            purged_seals: 0,
         },
         partitions: Vec::new(),
         boundary_changes: 0,

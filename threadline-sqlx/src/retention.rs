@@ -66,6 +66,10 @@ pub struct PurgeReport {
     /// Whether no eligible change is left. False when `max_batches` stopped the run early.
     /// A dry run counts a run to completion and reports true.
     pub complete: bool,
+    /// Seals newly marked purged because this run deleted rows they cover (and every older
+    /// seal): verification now starts after them (see `guides/compliance.md`). 0 for a dry
+    /// run.
+    pub purged_seals: u64,
 }
 
 /// Progress after one batch, passed to the callback of [`purge_with_progress`].
@@ -188,7 +192,11 @@ pub async fn purge_with_progress(
     }
     let mut conn = pool.acquire().await?;
     let cutoff = resolve_cutoff(&mut conn, policy, options.cutoff).await?;
-    purge_rows(&mut conn, install, policy, options, cutoff, &mut on_batch).await
+    let mut report = purge_rows(&mut conn, install, policy, options, cutoff, &mut on_batch).await?;
+    if !options.dry_run {
+        report.purged_seals = crate::seal::record_purged_seals(&mut conn, &install.schema).await?;
+    }
+    Ok(report)
 }
 
 /// The row-deleting purge of changes captured before `cutoff` (the whole purge on the plain
@@ -210,6 +218,7 @@ pub(crate) async fn purge_rows(
         deleted_transactions: 0,
         batches: 0,
         complete: true,
+        purged_seals: 0,
     };
     if options.dry_run {
         let (changes, transactions): (i64, i64) = sqlx::query_as(sql::in_schema(COUNT, schema))

@@ -528,7 +528,7 @@ impl ThreadlineConn<'_> {
     }
 
     /// The stored key values `pk` matches, or `None` when the table has no captured changes.
-    async fn candidates(
+    pub(crate) async fn candidates(
         &mut self,
         table: &TableName,
         pk: &PrimaryKey,

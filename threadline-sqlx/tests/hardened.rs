@@ -483,3 +483,79 @@ async fn truncate_is_captured_as_the_owner_and_the_application_cannot_truncate_t
         .unwrap();
     assert_eq!(kept, 3);
 }
+
+/// Seals and erasure records are the owner's: the application role can neither seal, erase
+/// nor write either table directly, until it is made a member of the owner role.
+#[tokio::test]
+async fn only_the_owner_role_writes_seals_and_erasures_unless_granted() {
+    use threadline_sqlx::{EraseOptions, Error, SealOutcome};
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&ActorRef::user("7").unwrap()).await.unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'hello', 's3cret')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let app_url = {
+        let options: PgConnectOptions = h.db().url.parse().unwrap();
+        options.username(&h.app)
+    };
+    let app_pool = sqlx::PgPool::connect_with(app_url).await.unwrap();
+    let as_app = Threadline::new(app_pool.clone());
+    let denied = |e: Error| match e {
+        Error::Database(e) => sqlstate(&e),
+        other => format!("not a database error: {other}"),
+    };
+    assert_eq!(denied(as_app.seal().await.unwrap_err()), "42501");
+    let erase = EraseOptions::new("request 1");
+    let admin = ActorRef::parse_short("admin:1").unwrap();
+    assert_eq!(
+        denied(as_app.erase("posts", 1, &erase, &admin).await.unwrap_err()),
+        "42501"
+    );
+    for sql in [
+        "INSERT INTO audit_seals (id, encoding_version, from_txid, to_txid, transaction_count, change_count, action_count, hash) VALUES (1, 1, 0, 1, 0, 0, 0, '\\x00')",
+        "INSERT INTO audit_seal_items (kind, item_id, seal_id, digest) VALUES ('C', 1, 1, '\\x00')",
+        "INSERT INTO audit_erasures (action_id, change_id, columns, digest) VALUES (1, 1, '{}', '\\x00')",
+        "UPDATE audit_changes SET data_after = '{}'",
+    ] {
+        assert_eq!(refused(&mut app, sql).await, "42501", "{sql}");
+    }
+    // It may read them (it is a reader role).
+    let seals: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_seals")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(seals, 0);
+
+    // The owner's privileges (the superuser here) seal and erase.
+    let owner = Threadline::new(h.db().pool.clone());
+    assert!(matches!(
+        owner.seal().await.unwrap(),
+        SealOutcome::Sealed(_)
+    ));
+
+    // Granted membership of the owner role, as the guide shows, the role can do both.
+    h.db()
+        .exec(&format!("GRANT \"{}\" TO \"{}\"", h.owner, h.app))
+        .await;
+    let granted = sqlx::PgPool::connect_with({
+        let options: PgConnectOptions = h.db().url.parse().unwrap();
+        options.username(&h.app)
+    })
+    .await
+    .unwrap();
+    let as_member = Threadline::new(granted);
+    let done = as_member.erase("posts", 1, &erase, &admin).await.unwrap();
+    assert_eq!(done.plan.steps.len(), 1);
+    assert!(matches!(
+        as_member.seal().await.unwrap(),
+        SealOutcome::Sealed(_)
+    ));
+    let v = as_member.verify_seals(None).await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.problems);
+    assert_eq!(v.erased.len(), 1);
+}

@@ -105,7 +105,10 @@ impl CapturePlan {
         columns: Option<Vec<Ident>>,
         policy: &TableCapture,
     ) -> Result<Self, CaptureError> {
-        if table.schema() == &install.schema && AUDIT_TABLES.contains(&table.name().as_str()) {
+        if table.schema() == &install.schema
+            && (AUDIT_TABLES.contains(&table.name().as_str())
+                || super::SEAL_TABLES.contains(&table.name().as_str()))
+        {
             return Err(CaptureError::AuditTable(table.display_name()));
         }
         let policy_error = |source| CaptureError::Policy {

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 
 use crate::ident::{Ident, TableName, quote_literal};
 use crate::sql::install::{AUDIT_TABLES, InstallOptions};
+use crate::sql::seal::SEAL_TABLES;
 
 /// The `search_path` pinned on every hardened function.
 pub const PINNED_SEARCH_PATH: &str = "pg_catalog, pg_temp";
@@ -70,7 +71,7 @@ pub(crate) fn install_hardening(options: &InstallOptions) -> String {
     );
     out.push_str(&role_guard(owner));
     let _ = writeln!(out, "GRANT USAGE, CREATE ON SCHEMA {s} TO {owner};");
-    for table in AUDIT_TABLES {
+    for table in AUDIT_TABLES.iter().chain(&SEAL_TABLES) {
         let _ = writeln!(out, "ALTER TABLE {s}.{table} OWNER TO {owner};");
     }
     let tables = audit_table_list(s);
@@ -146,6 +147,7 @@ END
 fn audit_table_list(schema: &Ident) -> String {
     AUDIT_TABLES
         .iter()
+        .chain(&SEAL_TABLES)
         .map(|t| format!("{schema}.{t}"))
         .collect::<Vec<_>>()
         .join(", ")

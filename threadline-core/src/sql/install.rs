@@ -301,7 +301,7 @@ pub fn install_sql(options: &InstallOptions) -> String {
     let template = match options.partitioning {
         None => format!("{TEMPLATE}{}", super::harden::RECORD_ACTION_FUNCTION),
         Some(interval) => partitioned_template(interval),
-    };
+    } + super::seal::SEAL_SCHEMA;
     let mut sql = template
         .replace("$threadline$", &super::dollar_tag(&schema))
         .replace("@S", &schema);

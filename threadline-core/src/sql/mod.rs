@@ -9,6 +9,7 @@ mod context;
 mod harden;
 mod install;
 mod replication;
+mod seal;
 mod snapshot;
 
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
@@ -16,6 +17,7 @@ pub use context::{begin_with_context_sql, begin_with_settings_sql, set_settings_
 pub use harden::PINNED_SEARCH_PATH;
 pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
 pub use replication::{ReplicationSql, replication_sql};
+pub use seal::SEAL_TABLES;
 
 /// Picks a dollar-quote tag that does not occur in `body`.
 pub(crate) fn dollar_tag(body: &str) -> String {
