@@ -63,6 +63,10 @@ struct Manifest {
     version: u32,
     schema: String,
     files: Vec<ManifestFile>,
+    /// The seals covering the archived transactions (as `threadline verify-seals` knows
+    /// them), so that the files can be checked against the chain offline.
+    #[serde(default)]
+    seals: Vec<serde_json::Value>,
 }
 
 impl Manifest {
@@ -218,6 +222,11 @@ async fn archive(
         manifest.save(&args.out)?;
         verified.push(unit.clone());
     }
+    let seals = session.seals(&verified).await?;
+    manifest.seals = seals
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
     manifest.save(&args.out)?;
     println!(
         "archived {} files into {} (manifest.json lists them with their SHA-256)",

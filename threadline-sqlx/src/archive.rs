@@ -433,6 +433,9 @@ impl ArchiveSession {
             )))
             .execute(&mut *tx)
             .await?;
+            // The seals whose rows went with it are marked purged: verification then starts
+            // from the oldest retained seal (the archive's manifest carries the dropped ones).
+            crate::seal::record_purged_seals(&mut tx, &schema).await?;
             tx.commit().await?;
             tracing::info!(target: "threadline::archive", partition = %partition, "threadline archive dropped a partition");
             out.push(DroppedUnit {
@@ -441,6 +444,33 @@ impl ArchiveSession {
             });
         }
         Ok(out)
+    }
+
+    /// The seals covering the transactions of `units` (see [`Threadline::seals_covering`]):
+    /// what an archive carries so that it can be checked against the chain offline. Empty when
+    /// the units hold no transactions or nothing is sealed.
+    ///
+    /// [`Threadline::seals_covering`]: crate::Threadline::seals_covering
+    pub async fn seals(&mut self, units: &[ArchiveUnit]) -> Result<Vec<crate::Seal>> {
+        let ids = units
+            .iter()
+            .filter(|u| u.table == PartitionedTable::Transactions.name())
+            .filter_map(|u| Some((u.min_id?, u.max_id?)));
+        let Some((lo, hi)) = ids.reduce(|(a, b), (c, d)| (a.min(c), b.max(d))) else {
+            return Ok(Vec::new());
+        };
+        let schema = self.install.schema.clone();
+        let (from, to): (Option<i64>, Option<i64>) = sqlx::query_as(sql::generated(format!(
+            "SELECT min(txid), max(txid) FROM {schema}.audit_transactions WHERE id BETWEEN $1 AND $2"
+        )))
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(&mut self.conn)
+        .await?;
+        let (Some(from), Some(to)) = (from, to) else {
+            return Ok(Vec::new());
+        };
+        crate::seal::seals_overlapping(&mut self.conn, &schema, from, to + 1).await
     }
 
     /// Releases the lock and closes the connection.

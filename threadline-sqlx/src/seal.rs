@@ -414,26 +414,8 @@ impl Threadline {
     /// The seals whose txid range overlaps `[from_txid, to_txid)`, oldest first: what an
     /// archive of that range carries so that it can be verified offline.
     pub async fn seals_covering(&self, from_txid: i64, to_txid: i64) -> Result<Vec<Seal>> {
-        if to_txid <= from_txid {
-            return Err(Error::invalid(
-                "txid range",
-                format!("[{from_txid}, {to_txid}) is empty; give from_txid < to_txid"),
-            ));
-        }
-        let rows = self
-            .query(sql::generated(format!(
-                "SELECT {SEAL_COLUMNS} FROM {}.audit_seals \
-                 WHERE from_txid < $2 AND to_txid > $1 ORDER BY id",
-                self.schema()
-            )))
-            .bind(from_txid)
-            .bind(to_txid)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows
-            .iter()
-            .map(Seal::from_row)
-            .collect::<sqlx::Result<_>>()?)
+        let mut conn = self.pool().acquire().await?;
+        seals_overlapping(&mut conn, self.schema(), from_txid, to_txid).await
     }
 
     /// Recomputes the chain and the content of every retained seal from `from_seal` (default:
@@ -834,13 +816,7 @@ pub async fn record_purged_seals(
     conn: &mut PgConnection,
     schema: &threadline_core::Ident,
 ) -> Result<u64> {
-    let installed: bool = sqlx::query_scalar(
-        "SELECT to_regclass(pg_catalog.format('%I.audit_seals', $1::text)) IS NOT NULL",
-    )
-    .bind(schema.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    if !installed {
+    if !seals_installed(conn, schema).await? {
         return Ok(0);
     }
     let marked: i64 = sqlx::query_scalar(sql::in_schema(PURGED, schema))
@@ -866,3 +842,44 @@ const PURGED: &str = "WITH touched AS (
         DELETE FROM @S.audit_seal_items AS i WHERE i.seal_id IN (SELECT id FROM marked)
     )
     SELECT count(*) FROM marked";
+
+/// Whether the install has the seal tables (an install from before seals has none).
+async fn seals_installed(conn: &mut PgConnection, schema: &threadline_core::Ident) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT to_regclass(pg_catalog.format('%I.audit_seals', $1::text)) IS NOT NULL",
+    )
+    .bind(schema.as_str())
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The seals whose txid range overlaps `[from_txid, to_txid)`, oldest first (none on an
+/// install without seals).
+pub(crate) async fn seals_overlapping(
+    conn: &mut PgConnection,
+    schema: &threadline_core::Ident,
+    from_txid: i64,
+    to_txid: i64,
+) -> Result<Vec<Seal>> {
+    if to_txid <= from_txid {
+        return Err(Error::invalid(
+            "txid range",
+            format!("[{from_txid}, {to_txid}) is empty; give from_txid < to_txid"),
+        ));
+    }
+    if !seals_installed(conn, schema).await? {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sql::generated(format!(
+        "SELECT {SEAL_COLUMNS} FROM {schema}.audit_seals \
+         WHERE from_txid < $2 AND to_txid > $1 ORDER BY id"
+    )))
+    .bind(from_txid)
+    .bind(to_txid)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(Seal::from_row)
+        .collect::<sqlx::Result<_>>()?)
+}
