@@ -162,30 +162,27 @@ impl fmt::Display for SealProblem {
                 kind,
                 id,
                 transaction_id,
-            } => {
-                write!(f, "seal {seal}: ")?;
-                item(f, kind, *id, *transaction_id)?;
-                write!(f, " was modified after it was sealed")
             }
-            Self::Deleted {
+            | Self::Deleted {
+                seal,
+                kind,
+                id,
+                transaction_id,
+            }
+            | Self::Inserted {
                 seal,
                 kind,
                 id,
                 transaction_id,
             } => {
+                let what = match self {
+                    Self::Modified { .. } => "was modified after it was sealed",
+                    Self::Deleted { .. } => "was deleted after it was sealed",
+                    _ => "was inserted into the sealed range",
+                };
                 write!(f, "seal {seal}: ")?;
                 item(f, kind, *id, *transaction_id)?;
-                write!(f, " was deleted after it was sealed")
-            }
-            Self::Inserted {
-                seal,
-                kind,
-                id,
-                transaction_id,
-            } => {
-                write!(f, "seal {seal}: ")?;
-                item(f, kind, *id, *transaction_id)?;
-                write!(f, " was inserted into the sealed range")
+                write!(f, " {what}")
             }
             Self::DigestsAltered { seal } => write!(
                 f,
