@@ -141,13 +141,11 @@ pub fn activity(
     conditions.push("c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval".into());
     // Join the transactions only for a filter on them: even a join PostgreSQL removes keeps
     // `transaction_id` among the columns it reads, which rules out an index-only scan.
-    let join =
-        if filter.actor.is_some() || filter.correlation_id.is_some() || filter.request_id.is_some()
-        {
-            " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
-        } else {
-            ""
-        };
+    let join = if filter.reads_transactions() {
+        " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
+    } else {
+        ""
+    };
     Ok(Statement {
         sql: in_schema(
             &format!(
@@ -218,5 +216,24 @@ mod tests {
         let first = Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap();
         assert_eq!(statement.params[0], SqlParam::Timestamp(first));
         assert_eq!(statement.params[2], SqlParam::Text("86400 seconds".into()));
+    }
+
+    #[test]
+    fn every_transaction_filter_joins_the_transactions() {
+        let schema = crate::Ident::new("audit").unwrap();
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap();
+        for filter in [
+            TimelineFilter::new().actor(crate::ActorRef::anonymous()),
+            TimelineFilter::new().correlation_id("c"),
+            TimelineFilter::new().request_id("r"),
+            TimelineFilter::new().trace_id(trace),
+        ] {
+            let window = ActivityWindow::for_filter(&filter, at(3, 12));
+            let sql = activity(&schema, &filter, &window).unwrap().sql;
+            assert!(
+                sql.contains("LEFT JOIN \"audit\".audit_transactions t ON t.id = c.transaction_id"),
+                "{sql}"
+            );
+        }
     }
 }

@@ -108,6 +108,15 @@ impl TimelineFilter {
         self
     }
 
+    /// Whether the filter has a condition on the change's transaction (actor, correlation id,
+    /// request id, trace id), so that a query of it must join `audit_transactions t`.
+    pub fn reads_transactions(&self) -> bool {
+        self.actor.is_some()
+            || self.correlation_id.is_some()
+            || self.request_id.is_some()
+            || self.trace_id.is_some()
+    }
+
     /// Checks the filter: `from` not after `to`; ids non-empty, at most
     /// [`MAX_FILTER_VALUE_BYTES`] and without NUL bytes.
     pub fn validate(&self) -> Result<(), QueryError> {
