@@ -366,7 +366,7 @@ async fn a_failed_write_keeps_the_partitions_and_a_rerun_completes() {
 async fn the_archive_carries_its_seals_and_a_drop_marks_them_purged() {
     let db = seeded(Some(PartitionInterval::Month)).await;
     let dir = tempfile::tempdir().unwrap();
-    stdout_of(threadline_on(&db, dir.path()).arg("seal"));
+    support::seal(&db, dir.path());
     let head: String =
         sqlx::query_scalar("SELECT encode(hash, 'hex') FROM audit_seals ORDER BY id DESC LIMIT 1")
             .fetch_one(&db.pool)

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{config, db_with_items, run, stdout_of, threadline_on};
+use support::{config, db_with_items, run, seal, stdout_of, threadline_on};
 
 #[tokio::test]
 async fn seal_verify_and_head_then_a_tampering_exits_1_naming_the_change() {
@@ -13,7 +13,7 @@ async fn seal_verify_and_head_then_a_tampering_exits_1_naming_the_change() {
     assert!(out.contains("nothing to seal"), "{out}");
     db.exec("INSERT INTO items VALUES (1, 'a'), (2, 'b')").await;
     db.exec("UPDATE items SET v = 'c' WHERE id = 2").await;
-    let out = stdout_of(threadline_on(&db, dir.path()).arg("seal"));
+    let out = seal(&db, dir.path());
     assert!(
         out.starts_with("sealed seal 1: txids [0, ")
             && out.contains("2 transactions, 3 changes, 0 actions"),
@@ -72,7 +72,7 @@ async fn erase_plans_executes_and_refuses_key_columns() {
     db.exec("INSERT INTO items VALUES (42, 'personal')").await;
     db.exec("UPDATE items SET v = 'more personal' WHERE id = 42")
         .await;
-    stdout_of(threadline_on(&db, dir.path()).arg("seal"));
+    seal(&db, dir.path());
     let erase = [
         "erase",
         "--table",

@@ -26,11 +26,19 @@ async fn write(pool: &PgPool, sql: &str) -> i64 {
     id
 }
 
+/// Seals, waiting while a transaction of the database that is not the test's own holds the
+/// boundary back (an autovacuum ANALYZE of the fresh tables takes a txid, for one).
 async fn sealed(threadline: &Threadline) -> threadline_sqlx::Seal {
-    match threadline.seal().await.unwrap() {
-        SealOutcome::Sealed(seal) => seal,
-        other => panic!("expected a seal, got {other:?}"),
+    for _ in 0..100 {
+        match threadline.seal().await.unwrap() {
+            SealOutcome::Sealed(seal) => return seal,
+            SealOutcome::NothingNew { .. } => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => panic!("expected a seal, got {other:?}"),
+        }
     }
+    panic!("no seal after 10 s: a transaction of this database stayed open")
 }
 
 async fn ids(db: &TestDb, sql: &str) -> Vec<i64> {
@@ -495,7 +503,11 @@ async fn a_running_transaction_is_left_for_the_next_seal_and_concurrent_runs_are
         .iter()
         .filter(|o| matches!(o, SealOutcome::Sealed(_)))
         .count();
-    assert_eq!(sealed_runs, 1);
+    assert!(sealed_runs <= 1, "two concurrent runs both sealed");
+    if sealed_runs == 0 {
+        // Both found the boundary held back by another transaction of the database.
+        sealed(&threadline).await;
+    }
     assert_eq!(db.scalar("SELECT count(*) FROM audit_seals").await, 3);
     assert!(threadline.verify_seals(None).await.unwrap().is_ok());
 }

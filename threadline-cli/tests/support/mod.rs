@@ -58,3 +58,17 @@ pub(crate) async fn db_with_items() -> TestDb {
     db.audit("items", &TableCapture::default()).await;
     db
 }
+
+/// Runs `threadline seal` until it seals (a transaction of the database that is not the
+/// test's own, such as an autovacuum ANALYZE of fresh tables, can hold the boundary back for a
+/// moment) and returns its output.
+pub(crate) fn seal(db: &TestDb, dir: &Path) -> String {
+    for _ in 0..100 {
+        let out = stdout_of(threadline_on(db, dir).arg("seal"));
+        if !out.contains("nothing to seal") {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no seal after 10 s: a transaction of this database stayed open")
+}
