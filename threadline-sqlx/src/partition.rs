@@ -402,13 +402,7 @@ async fn ensure_step(
         tx.commit().await?;
         return Ok(None);
     };
-    let owner: String = sqlx::query_scalar(
-        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = to_regclass($1)",
-    )
-    .bind(format!("{schema}.{}", table.name()))
-    .fetch_one(&mut *tx)
-    .await?;
-    let owner = Ident::new(owner)?;
+    let owner = Ident::new(table_owner(&mut tx, &format!("{schema}.{}", table.name())).await?)?;
     let has_rows = default_days
         .iter()
         .any(|d| range.from <= *d && *d < range.to);
@@ -842,4 +836,14 @@ pub(crate) async fn check_partitions(
         ));
     }
     Ok(())
+}
+
+/// The owner role of the table `qualified` (`schema.table`, quoted as needed).
+pub(crate) async fn table_owner(conn: &mut PgConnection, qualified: &str) -> Result<String> {
+    Ok(sqlx::query_scalar(
+        "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = to_regclass($1)",
+    )
+    .bind(qualified)
+    .fetch_one(&mut *conn)
+    .await?)
 }

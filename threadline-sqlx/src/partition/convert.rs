@@ -389,12 +389,7 @@ async fn read_tables(
         .bind(&table)
         .fetch_one(&mut *conn)
         .await?;
-        let owner: String = sqlx::query_scalar(
-            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = to_regclass($1)",
-        )
-        .bind(&table)
-        .fetch_one(&mut *conn)
-        .await?;
+        let owner = super::table_owner(conn, &table).await?;
         out.push(ConvertedTable {
             range: *range,
             primary_key,
