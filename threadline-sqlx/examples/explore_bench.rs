@@ -63,6 +63,7 @@ struct Args {
     partitioned: bool,
     retention: bool,
     latency: bool,
+    method_seconds: Option<u64>,
 }
 
 /// Latency of every `Threadline` method on a large synthetic audit trail, or (with
@@ -114,6 +115,10 @@ struct Cli {
     /// Skip the latency table (e.g. with --reuse --retention).
     #[arg(long)]
     skip_latency: bool,
+    /// Stop timing a method after S seconds (at least 10 samples): a slow method then
+    /// reports fewer samples [default: every sample].
+    #[arg(long, value_name = "S")]
+    method_seconds: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -137,6 +142,7 @@ fn parse_args() -> Result<Args, BoxError> {
         partitioned: cli.partitioned,
         retention: cli.retention,
         latency: !cli.skip_latency,
+        method_seconds: cli.method_seconds,
     };
     if cli.quick {
         args.spec.changes = 200_000;
@@ -405,7 +411,7 @@ async fn latency(args: &Args, pool: &PgPool) -> Result<(), BoxError> {
         args.samples,
         args.samples / 10
     );
-    println!("| method | p50 ms | p95 ms | rows per call |\n|---|---:|---:|---:|");
+    println!("| method | p50 ms | p95 ms | rows per call | samples |\n|---|---:|---:|---:|---:|");
     let methods = [
         "history(table, pk)",
         "as_of(table, pk, at)",
@@ -428,7 +434,18 @@ async fn latency(args: &Args, pool: &PgPool) -> Result<(), BoxError> {
         let mut times = Vec::with_capacity(args.samples);
         let mut rows = 0usize;
         let warmup = args.samples / 10;
-        for i in 0..args.samples + warmup {
+        let mut warm = 0;
+        let method_started = Instant::now();
+        while times.len() < args.samples {
+            // With --method-seconds, warm-up ends after a tenth of the budget, timing after it.
+            if let Some(budget) = args.method_seconds.map(Duration::from_secs) {
+                if method_started.elapsed() > budget / 10 {
+                    warm = warmup;
+                }
+                if times.len() >= 10 && method_started.elapsed() > budget {
+                    break;
+                }
+            }
             let t = table(rng.below(spec.tables));
             let pk = rng.below(spec.rows_per_table);
             let txn = 1 + rng.below(spec.transactions);
@@ -518,17 +535,20 @@ async fn latency(args: &Args, pool: &PgPool) -> Result<(), BoxError> {
                     counts.iter().map(|(_, n)| *n as usize).sum()
                 }
             };
-            if i >= warmup {
+            if warm < warmup {
+                warm += 1;
+            } else {
                 times.push(started.elapsed());
                 rows += n;
             }
         }
         times.sort();
         println!(
-            "| {name} | {:.2} | {:.2} | {:.0} |",
+            "| {name} | {:.2} | {:.2} | {:.0} | {} |",
             percentile(&times, 0.5),
             percentile(&times, 0.95),
-            rows as f64 / args.samples as f64
+            rows as f64 / times.len() as f64,
+            times.len()
         );
     }
     println!();
