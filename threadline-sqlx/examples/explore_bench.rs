@@ -6,6 +6,8 @@
 //! cargo run --release -p threadline-sqlx --example explore_bench -- --reuse   # skip the fill
 //! cargo run -p threadline-sqlx --example explore_bench -- --quick             # CI smoke run
 //! cargo run --release -p threadline-sqlx --example explore_bench -- --capture-cost
+//! cargo run --release -p threadline-sqlx --example explore_bench -- --changes 30000000 \
+//!     --transactions 3000000 --span-days 365 --partitioned --retention   # guides/scaling.md
 //! ```
 //!
 //! The trail is synthetic (`threadline_test_support::fill_synthetic`): 20 tables, 1M
@@ -13,6 +15,16 @@
 //! the installed audit tables, so every index grows as it would under capture. The server
 //! comes from `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); the
 //! benchmark uses its own database, `threadline_explore_bench`.
+//!
+//! Transactions start 1 s apart from 2026-01-01, or with `--span-days D` spread evenly over D
+//! days. `--partitioned` installs the partitioned layout (monthly): the months of the trail
+//! get their partitions before the fill (as `partitions ensure` makes them for rows in
+//! `DEFAULT`), then `ensure_partitions` makes the current one and those ahead; the run fails
+//! if a row lands in `DEFAULT`. `--retention` then times the purge of the oldest month (the
+//! library's `purge_partitions` / `purge_with_progress`, what `threadline retention purge
+//! --execute` runs): on a partitioned trail it drops the month's partitions, and the same
+//! rows are then purged row by row from a plain trail of the first two months
+//! (`<database>_plain`, dropped afterwards).
 //!
 //! `--capture-cost` measures instead what each index costs capture: single-row INSERT
 //! transactions (W1) and 1,000-row INSERT ... SELECT statements (W3) into an audited `posts`
@@ -28,9 +40,11 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use threadline_core::partition::{PartitionRange, PartitionedTable, create_partition_sql};
 use threadline_core::query::{self, Cursor, PagePlan};
 use threadline_sqlx::{
-    ActivityWindow, ActorRef, AuditContext, InstallOptions, Page, TableCapture, Threadline,
+    ActivityWindow, ActorRef, AuditContext, EnsureOptions, Ident, InstallOptions, Page,
+    PartitionInterval, PurgeOptions, RetentionPolicy, StorageLayout, TableCapture, Threadline,
     TimelineFilter, TransactionExt,
 };
 use threadline_test_support::{Synthetic, fill_synthetic, server_url};
@@ -46,6 +60,10 @@ struct Args {
     capture_cost: bool,
     seconds: u64,
     rounds: usize,
+    partitioned: bool,
+    retention: bool,
+    latency: bool,
+    method_seconds: Option<u64>,
 }
 
 /// Latency of every `Threadline` method on a large synthetic audit trail, or (with
@@ -84,6 +102,23 @@ struct Cli {
     /// With --capture-cost: rounds per variant [default: 3].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
+    /// Spread the transactions evenly over D days from 2026-01-01 [default: 1 s apart].
+    #[arg(long, value_name = "D")]
+    span_days: Option<u32>,
+    /// Install the partitioned layout (monthly partitions, every month of the trail made
+    /// before the fill).
+    #[arg(long)]
+    partitioned: bool,
+    /// Also time the retention purge of the oldest month (see the module documentation).
+    #[arg(long)]
+    retention: bool,
+    /// Skip the latency table (e.g. with --reuse --retention).
+    #[arg(long)]
+    skip_latency: bool,
+    /// Stop timing a method after S seconds (at least 10 samples): a slow method then
+    /// reports fewer samples [default: every sample].
+    #[arg(long, value_name = "S")]
+    method_seconds: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -95,6 +130,7 @@ fn parse_args() -> Result<Args, BoxError> {
             tables: 20,
             rows_per_table: 50_000,
             actors: 1_000,
+            transaction_spacing: Duration::from_secs(1),
         },
         samples: 300,
         database: "threadline_explore_bench".into(),
@@ -103,6 +139,10 @@ fn parse_args() -> Result<Args, BoxError> {
         capture_cost: cli.capture_cost,
         seconds: 5,
         rounds: 3,
+        partitioned: cli.partitioned,
+        retention: cli.retention,
+        latency: !cli.skip_latency,
+        method_seconds: cli.method_seconds,
     };
     if cli.quick {
         args.spec.changes = 200_000;
@@ -126,6 +166,19 @@ fn parse_args() -> Result<Args, BoxError> {
         || args.spec.changes < args.spec.transactions
     {
         return Err("need 1 <= --transactions <= --changes".into());
+    }
+    if let Some(days) = cli.span_days {
+        // Over transactions + 1 gaps, so that the last transaction starts before the span ends.
+        let micros = i128::from(days) * 86_400_000_000 / (i128::from(args.spec.transactions) + 1);
+        args.spec.transaction_spacing = Duration::from_micros(u64::try_from(micros)?);
+        let per_transaction = u64::try_from(args.spec.changes_per_transaction())?;
+        if days == 0 || args.spec.transaction_spacing < Duration::from_millis(per_transaction) {
+            return Err(format!(
+                "--span-days {days} is too short: changes are 1 ms apart, so {} transactions of {per_transaction} changes need at least {} ms each",
+                args.spec.transactions, per_transaction
+            )
+            .into());
+        }
     }
     Ok(args)
 }
@@ -203,23 +256,14 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
             pool.close().await;
             pool = database(&args.database, true).await?;
         }
-        threadline_sqlx::install(&pool, &InstallOptions::default()).await?;
-        let started = Instant::now();
-        eprintln!(
-            "filling {} changes in {} transactions ({} tables, {} rows each, {} actors)",
-            spec.changes, spec.transactions, spec.tables, spec.rows_per_table, spec.actors
-        );
-        fill_synthetic(&pool, "public", spec, 500_000, |done| {
-            eprintln!("  {done} changes, {:.0} s", started.elapsed().as_secs_f64());
-        })
-        .await?;
-        let mut conn = pool.acquire().await?;
-        exec(&mut conn, "VACUUM ANALYZE audit_changes").await?;
-        exec(&mut conn, "VACUUM ANALYZE audit_transactions").await?;
-        eprintln!(
-            "filled and analyzed in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
+        fill(&pool, spec, args.partitioned).await?;
+    }
+    let partitioned = matches!(
+        threadline_sqlx::storage_layout(&pool, &InstallOptions::default()).await?,
+        StorageLayout::Partitioned { .. }
+    );
+    if partitioned {
+        print_partitions(&pool).await?;
     }
 
     println!(
@@ -227,12 +271,15 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         spec.changes, spec.transactions
     );
     println!("| relation | MB | bytes per change |\n|---|---:|---:|");
+    // Each table and index with its partitions, if any, summed.
     let sizes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT c.relname::text, pg_relation_size(c.oid)
+        "SELECT c.relname::text, sum(pg_relation_size(coalesce(t.relid, c.oid)))::bigint
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')
+         LEFT JOIN LATERAL pg_partition_tree(c.oid) AS t ON true
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'p', 'I') AND NOT c.relispartition
            AND (c.relname LIKE 'audit_changes%' OR c.relname LIKE 'audit_transactions%')
-         ORDER BY c.relkind DESC, c.relname",
+         GROUP BY c.relname, c.relkind
+         ORDER BY c.relkind IN ('i', 'I'), c.relname",
     )
     .fetch_all(&pool)
     .await?;
@@ -254,10 +301,107 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         per_change(index_total)
     );
 
+    if args.latency {
+        latency(args, &pool).await?;
+    }
+    if args.retention {
+        retention(args, &pool, partitioned).await?;
+    }
+    pool.close().await;
+    if args.drop_after {
+        drop_database(&args.database).await?;
+    }
+    Ok(())
+}
+
+/// Installs Threadline (with `partitioned`, monthly partitions for every month of the trail
+/// and those `ensure` makes), fills the trail and runs `VACUUM ANALYZE`.
+async fn fill(pool: &PgPool, spec: Synthetic, partitioned: bool) -> Result<(), BoxError> {
+    let started = Instant::now();
+    if partitioned {
+        let interval = PartitionInterval::Month;
+        let options = InstallOptions::default().with_partitioning(interval);
+        threadline_sqlx::install(pool, &options).await?;
+        // `ensure` makes the partition of now, those ahead, and one for each range that has
+        // rows in DEFAULT. The trail is written straight into the tables, so its months are
+        // made first, with the same DDL `ensure` runs.
+        let owner: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(pool)
+            .await?;
+        let owner = Ident::new(owner)?;
+        let last = spec.transaction_start(spec.transactions)
+            + chrono::Duration::milliseconds(spec.changes_per_transaction());
+        let mut made = 0;
+        for table in PartitionedTable::ALL {
+            let mut range = PartitionRange::containing(table, interval, spec.transaction_start(1));
+            while range.from <= last {
+                let sql = create_partition_sql(&options.schema, &range, &owner);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(pool)
+                    .await?;
+                made += 1;
+                range = PartitionRange::containing(table, interval, range.to);
+            }
+        }
+        let ensured =
+            threadline_sqlx::ensure_partitions(pool, &options, &EnsureOptions::default()).await?;
+        eprintln!(
+            "partitioned layout: {made} partitions for the trail, {} more by ensure_partitions",
+            ensured.created.len()
+        );
+    } else {
+        threadline_sqlx::install(pool, &InstallOptions::default()).await?;
+    }
+    eprintln!(
+        "filling {} changes in {} transactions ({} tables, {} rows each, {} actors, {} to {})",
+        spec.changes,
+        spec.transactions,
+        spec.tables,
+        spec.rows_per_table,
+        spec.actors,
+        spec.transaction_start(1),
+        spec.transaction_start(spec.transactions)
+    );
+    fill_synthetic(pool, "public", spec, 500_000, |done| {
+        eprintln!("  {done} changes, {:.0} s", started.elapsed().as_secs_f64());
+    })
+    .await?;
+    if partitioned {
+        let options = InstallOptions::default();
+        for p in threadline_sqlx::list_partitions(pool, &options).await? {
+            if p.is_default() && p.rows > 0 {
+                return Err(format!("{} holds {} rows after the fill", p.name, p.rows).into());
+            }
+        }
+    }
+    let mut conn = pool.acquire().await?;
+    exec(&mut conn, "VACUUM ANALYZE audit_changes").await?;
+    exec(&mut conn, "VACUUM ANALYZE audit_transactions").await?;
+    eprintln!(
+        "filled and analyzed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Prints the partitions of `audit_changes`.
+async fn print_partitions(pool: &PgPool) -> Result<(), BoxError> {
+    println!("## Partitions of audit_changes\n");
+    println!("| partition | rows (estimate; exact for DEFAULT) | MB |\n|---|---:|---:|");
+    for p in threadline_sqlx::list_partitions(pool, &InstallOptions::default()).await? {
+        if p.table == "audit_changes" {
+            println!("| {} | {} | {:.0} |", p.name, p.rows, p.bytes as f64 / 1e6);
+        }
+    }
+    println!();
+    Ok(())
+}
+
+/// The latency of every method.
+async fn latency(args: &Args, pool: &PgPool) -> Result<(), BoxError> {
+    let spec = args.spec;
     let tl = Threadline::new(pool.clone());
     let schema = tl.schema().clone();
-    let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")?.to_utc();
-    let seconds = |s: i64| start + chrono::Duration::seconds(s);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let table = |i: i64| format!("table_{i}");
     let hour = chrono::Duration::hours(1);
@@ -267,7 +411,7 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         args.samples,
         args.samples / 10
     );
-    println!("| method | p50 ms | p95 ms | rows per call |\n|---|---:|---:|---:|");
+    println!("| method | p50 ms | p95 ms | rows per call | samples |\n|---|---:|---:|---:|---:|");
     let methods = [
         "history(table, pk)",
         "as_of(table, pk, at)",
@@ -290,11 +434,22 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
         let mut times = Vec::with_capacity(args.samples);
         let mut rows = 0usize;
         let warmup = args.samples / 10;
-        for i in 0..args.samples + warmup {
+        let mut warm = 0;
+        let method_started = Instant::now();
+        while times.len() < args.samples {
+            // With --method-seconds, warm-up ends after a tenth of the budget, timing after it.
+            if let Some(budget) = args.method_seconds.map(Duration::from_secs) {
+                if method_started.elapsed() > budget / 10 {
+                    warm = warmup;
+                }
+                if times.len() >= 10 && method_started.elapsed() > budget {
+                    break;
+                }
+            }
             let t = table(rng.below(spec.tables));
             let pk = rng.below(spec.rows_per_table);
             let txn = 1 + rng.below(spec.transactions);
-            let at = seconds(txn);
+            let at = spec.transaction_start(txn);
             let actor = ActorRef::user(rng.below(spec.actors).to_string())?;
             // The explorer's transaction page looks up the previous version of each change
             // on its page: here a timeline page of 50 (read before the clock starts).
@@ -380,23 +535,148 @@ async fn explore(args: &Args) -> Result<(), BoxError> {
                     counts.iter().map(|(_, n)| *n as usize).sum()
                 }
             };
-            if i >= warmup {
+            if warm < warmup {
+                warm += 1;
+            } else {
                 times.push(started.elapsed());
                 rows += n;
             }
         }
         times.sort();
         println!(
-            "| {name} | {:.2} | {:.2} | {:.0} |",
+            "| {name} | {:.2} | {:.2} | {:.0} | {} |",
             percentile(&times, 0.5),
             percentile(&times, 0.95),
-            rows as f64 / args.samples as f64
+            rows as f64 / times.len() as f64,
+            times.len()
         );
     }
-    pool.close().await;
-    if args.drop_after {
-        drop_database(&args.database).await?;
+    println!();
+    Ok(())
+}
+
+/// Times the purge of the trail's oldest month; on a partitioned trail, then also the same
+/// rows' purge on a plain trail of the first two months.
+async fn retention(args: &Args, pool: &PgPool, partitioned: bool) -> Result<(), BoxError> {
+    let spec = args.spec;
+    let month = PartitionInterval::Month;
+    let cutoff = month.next(month.floor(spec.transaction_start(1)));
+    println!(
+        "## Retention of the oldest month (changes captured before {})\n",
+        cutoff.to_rfc3339()
+    );
+    println!(
+        "| trail | changes in the trail | changes purged | transactions purged | what the purge did | time |"
+    );
+    println!("|---|---:|---:|---:|---|---:|");
+    let label = if partitioned {
+        "partitioned (monthly)"
+    } else {
+        "plain"
+    };
+    purge_month(pool, cutoff, partitioned, label).await?;
+    if !partitioned {
+        return Ok(());
     }
+    // The same rows on a plain trail: transactions that end before the second month does.
+    let end = month.next(cutoff);
+    let last_ms = chrono::Duration::milliseconds(spec.changes_per_transaction() - 1);
+    let mut plain = spec;
+    plain.transactions = (1..=spec.transactions)
+        .take_while(|g| spec.transaction_start(*g) + last_ms < end)
+        .last()
+        .unwrap_or(1);
+    plain.changes = plain.transactions * spec.changes_per_transaction();
+    let name = format!("{}_plain", args.database);
+    let plain_pool = database(&name, true).await?;
+    fill(&plain_pool, plain, false).await?;
+    purge_month(&plain_pool, cutoff, false, "plain, first two months").await?;
+    plain_pool.close().await;
+    drop_database(&name).await?;
+    println!();
+    Ok(())
+}
+
+/// Purges the changes captured before `cutoff` as `threadline retention purge --execute`
+/// does, and prints one row of the retention table.
+async fn purge_month(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    partitioned: bool,
+    label: &str,
+) -> Result<(), BoxError> {
+    let install = InstallOptions::default();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_changes")
+        .fetch_one(pool)
+        .await?;
+    let before_cutoff = || {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_changes WHERE captured_at < $1")
+            .bind(cutoff)
+            .fetch_one(pool)
+    };
+    let eligible = before_cutoff().await?;
+    let policy = RetentionPolicy::keep_days(1)?.enabled(true);
+    let options = PurgeOptions {
+        cutoff: Some(cutoff),
+        ..PurgeOptions::default()
+    };
+    eprintln!("purging {eligible} of {total} changes ({label})");
+    let started = Instant::now();
+    let (report, elapsed, what) = if partitioned {
+        let report =
+            threadline_sqlx::purge_partitions(pool, &install, &policy, &options, |_| {}).await?;
+        let elapsed = started.elapsed();
+        let retired: Vec<String> = report
+            .partitions
+            .iter()
+            .map(|p| format!("{} {} ({} rows)", p.action, p.name, p.rows))
+            .collect();
+        let what = format!(
+            "{}; {} changes deleted row by row",
+            retired.join(", "),
+            report.boundary_changes
+        );
+        if !report
+            .partitions
+            .iter()
+            .any(|p| p.table == "audit_changes" && p.action == "drop")
+        {
+            return Err(format!("no partition of audit_changes was dropped: {what}").into());
+        }
+        (report.purge, elapsed, what)
+    } else {
+        let report = threadline_sqlx::purge_with_progress(pool, &install, &policy, &options, |p| {
+            if p.batch % 250 == 0 {
+                eprintln!(
+                    "  batch {}: {} changes, {:.0} s",
+                    p.batch,
+                    p.total_changes,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
+        .await?;
+        let elapsed = started.elapsed();
+        let what = format!(
+            "{} batches of {} changes deleted row by row",
+            report.batches, options.batch_size
+        );
+        (report, elapsed, what)
+    };
+    let left = before_cutoff().await?;
+    if left != 0 || report.deleted_changes != eligible as u64 {
+        return Err(format!(
+            "{label}: {eligible} changes were eligible, {} deleted, {left} left",
+            report.deleted_changes
+        )
+        .into());
+    }
+    println!(
+        "| {label} | {total} | {} | {} | {what} | {:.2} s |",
+        report.deleted_changes,
+        report.deleted_transactions,
+        elapsed.as_secs_f64()
+    );
     Ok(())
 }
 

@@ -16,6 +16,7 @@ const SPEC: Synthetic = Synthetic {
     tables: 20,
     rows_per_table: 2_000,
     actors: 300,
+    transaction_spacing: std::time::Duration::from_secs(1),
 };
 
 /// A parameter as a SQL literal, for `EXECUTE` (test-only: values here are our own).

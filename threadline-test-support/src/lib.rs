@@ -35,6 +35,7 @@ pub use helpers::{Change, backend_pid, changes, user, write, write_ctx};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use threadline_core::partition::PartitionInterval;
@@ -301,20 +302,40 @@ pub struct Synthetic {
     pub rows_per_table: i64,
     /// Distinct actors (`user:0` ...), round-robin over transactions.
     pub actors: i64,
+    /// Time between the starts of two consecutive transactions (1 second in the original
+    /// trail; whole microseconds are used).
+    pub transaction_spacing: std::time::Duration,
 }
 
 impl Synthetic {
+    /// When the synthetic time line starts, 2026-01-01T00:00:00Z in Unix seconds: transaction
+    /// `g` starts at this plus `g` times [`transaction_spacing`](Self::transaction_spacing).
+    pub const EPOCH_SECONDS: i64 = 1_767_225_600;
+
     /// Changes per transaction.
     pub fn changes_per_transaction(&self) -> i64 {
         (self.changes / self.transactions).max(1)
+    }
+
+    /// The spacing in microseconds, as the fill's SQL uses it.
+    fn spacing_micros(&self) -> i64 {
+        i64::try_from(self.transaction_spacing.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    /// When transaction `g` starts (its first change is captured then, the others 1 ms apart).
+    pub fn transaction_start(&self, g: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+            + chrono::Duration::seconds(Self::EPOCH_SECONDS)
+            + chrono::Duration::microseconds(g.saturating_mul(self.spacing_micros()))
     }
 }
 
 /// Writes a synthetic audit trail straight into the audit tables of `schema` with set-based
 /// `INSERT ... SELECT generate_series` (no triggers), in batches of `batch` changes, calling
-/// `progress(done)` after each batch. Transaction `g` starts at 2026-01-01 + `g` seconds; its
-/// changes are 1 ms apart. Change `g` touches table `g % tables`, row
-/// `(g / tables) % rows_per_table`; every 97th later change is a delete, the rest updates.
+/// `progress(done)` after each batch. Transaction `g` starts at 2026-01-01 + `g` times
+/// `transaction_spacing` ([`Synthetic::transaction_start`]); its changes are 1 ms apart.
+/// Change `g` touches table `g % tables`, row `(g / tables) % rows_per_table`; every 97th
+/// later change is a delete, the rest updates.
 /// Every tenth transaction has a correlation id `corr-<g / 10>`; every transaction has a
 /// request id `req-<g>`; every fifth a trace id, `g` in 32 hex digits (`{g:032x}`).
 pub async fn fill_synthetic(
@@ -328,7 +349,7 @@ pub async fn fill_synthetic(
     let transactions = format!(
         "INSERT INTO {s}.audit_transactions (id, txid, occurred_at, actor_ref, request_id, correlation_id, trace_id)
          OVERRIDING SYSTEM VALUE
-         SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second',
+         SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + (g * $3) * interval '1 microsecond',
                 jsonb_build_object('type', 'user', 'id', (g % $1)::text),
                 'req-' || g,
                 CASE WHEN g % 10 = 0 THEN 'corr-' || (g / 10) END,
@@ -338,6 +359,7 @@ pub async fn fill_synthetic(
     sqlx::query(sqlx::AssertSqlSafe(transactions))
         .bind(spec.actors)
         .bind(spec.transactions)
+        .bind(spec.spacing_micros())
         .execute(pool)
         .await?;
     sqlx::query("SELECT setval(pg_get_serial_sequence($1, 'id'), $2)")
@@ -352,7 +374,7 @@ pub async fn fill_synthetic(
                 CASE WHEN x.op <> 'delete' THEN x.image END,
                 CASE WHEN x.op = 'delete' THEN x.image END,
                 CASE WHEN x.op = 'update' THEN ARRAY['title', 'views'] END,
-                timestamptz '2026-01-01 00:00:00+00' + x.txn * interval '1 second'
+                timestamptz '2026-01-01 00:00:00+00' + (x.txn * $6) * interval '1 microsecond'
                     + ((x.g - 1) % $3) * interval '1 millisecond'
          FROM (
             SELECT g, (g - 1) / $3 + 1 AS txn, g % $1 AS tbl, (g / $1) % $2 AS pk,
@@ -371,6 +393,7 @@ pub async fn fill_synthetic(
             .bind(spec.changes_per_transaction())
             .bind(done + 1)
             .bind(end)
+            .bind(spec.spacing_micros())
             .execute(pool)
             .await?;
         done = end;
