@@ -291,3 +291,37 @@ async fn as_of_distinguishes_existing_deleted_and_before_capture() {
     );
     assert!(tl.history("quiet", 1).await.unwrap().is_empty());
 }
+
+/// A change's actor comes from its transaction even when the transaction began more than a day
+/// before the change was captured (the lookup first searches that day, for the partitioned
+/// layout's sake), or after it (a clock set back).
+#[tokio::test]
+async fn history_and_as_of_find_the_actor_of_long_transactions_and_clocks_set_back() {
+    let (db, tl) = setup(
+        "CREATE TABLE posts (id bigint PRIMARY KEY, title text)",
+        &["posts"],
+    )
+    .await;
+    write(&db, &user("1"), "INSERT INTO posts VALUES (1, 'a')").await;
+    write(&db, &user("2"), "UPDATE posts SET title = 'b' WHERE id = 1").await;
+    write(&db, &user("3"), "UPDATE posts SET title = 'c' WHERE id = 1").await;
+    let before = tl.history("posts", 1).await.unwrap();
+    db.exec(
+        "UPDATE audit_transactions t SET occurred_at = c.captured_at - interval '3 days'
+         FROM audit_changes c WHERE c.transaction_id = t.id AND c.op = 'insert';
+         UPDATE audit_transactions t SET occurred_at = c.captured_at + interval '1 hour'
+         FROM audit_changes c WHERE c.transaction_id = t.id AND c.data_after ->> 'title' = 'b'",
+    )
+    .await;
+
+    let history = tl.history("posts", 1).await.unwrap();
+    assert_eq!(history, before);
+    let actors: Vec<_> = history.iter().map(|c| c.actor().unwrap()).collect();
+    assert_eq!(actors, [Some(user("3")), Some(user("2")), Some(user("1"))]);
+    for change in &history {
+        match tl.as_of("posts", 1, change.captured_at).await.unwrap() {
+            AsOf::Existed { change: found, .. } => assert_eq!(&found, change),
+            other => panic!("expected the row as {change:?}, got {other:?}"),
+        }
+    }
+}

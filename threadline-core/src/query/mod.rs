@@ -204,6 +204,29 @@ pub fn changes_select(schema: &Ident) -> String {
     )
 }
 
+/// `SELECT <change columns>` for a few changes found by another index (one row's history):
+/// each change's actor comes from a `LATERAL` lookup that first searches the transactions that
+/// began in the day up to the change's capture, and all of them only when that finds none.
+/// On the partitioned layout `audit_transactions` is partitioned by `occurred_at`, so the
+/// first lookup probes the one or two partitions of that day (run-time pruning) instead of
+/// every partition; on the plain layout it is the same primary-key probe as the join. A
+/// transaction starts before its changes are captured (`now()` against `clock_timestamp()`),
+/// so the fallback runs only for a transaction longer than a day or a clock set back.
+fn row_changes_select(schema: &Ident) -> String {
+    in_schema(
+        &format!(
+            "SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c \
+             LEFT JOIN LATERAL ((SELECT t.actor_ref FROM @S.audit_transactions t \
+                 WHERE t.id = c.transaction_id AND t.occurred_at <= c.captured_at \
+                   AND t.occurred_at > c.captured_at - interval '1 day') \
+               UNION ALL \
+               (SELECT t.actor_ref FROM @S.audit_transactions t WHERE t.id = c.transaction_id) \
+               LIMIT 1) t ON true"
+        ),
+        schema,
+    )
+}
+
 /// Reads what `history` and `as_of` need to know about a table: one stored `table_pk` (its
 /// keys are the key columns; a truncate's empty key is skipped) and whether the table exists
 /// now. Returns one row
@@ -243,7 +266,7 @@ const NEWEST_FIRST: &str = "ORDER BY c.captured_at DESC, c.id DESC";
 /// One row's changes, newest first. `candidates` come from [`PrimaryKey::candidates`].
 pub fn history(schema: &Ident, table: &TableName, candidates: Vec<Value>) -> Statement {
     Statement {
-        sql: format!("{} WHERE {ROW} {NEWEST_FIRST}", changes_select(schema)),
+        sql: format!("{} WHERE {ROW} {NEWEST_FIRST}", row_changes_select(schema)),
         params: row_params(table, candidates),
     }
 }
@@ -256,7 +279,7 @@ pub fn as_of(
     candidates: Vec<Value>,
     at: DateTime<Utc>,
 ) -> Statement {
-    let select = changes_select(schema);
+    let select = row_changes_select(schema);
     let mut params = row_params(table, candidates);
     params.push(SqlParam::Timestamp(at));
     Statement {
