@@ -52,6 +52,27 @@ CREATE TABLE IF NOT EXISTS "public".audit_actions (
 -- Columns added after the first release, for installs made before them (catalog-only changes).
 ALTER TABLE "public".audit_transactions ADD COLUMN IF NOT EXISTS trace_id text;
 ALTER TABLE "public".audit_actions ADD COLUMN IF NOT EXISTS trace_id text;
+-- audit_changes.actor_key: a hash of the transaction's actor, hashtextextended(actor_ref::text, 0),
+-- so that a timeline by actor reads one index range (guides/indexing.md). Queries recheck the
+-- actor on the transaction row, so the hash only finds candidates. The first install that adds
+-- the column fills it for the changes already there (one UPDATE over the trail).
+DO $threadline$
+BEGIN
+    BEGIN
+        ALTER TABLE "public".audit_changes ADD COLUMN actor_key bigint;
+    EXCEPTION WHEN duplicate_column THEN
+        RETURN;
+    END;
+    UPDATE "public".audit_changes c SET actor_key = hashtextextended(t.actor_ref::text, 0)
+    FROM "public".audit_transactions t
+    WHERE t.id = c.transaction_id AND t.actor_ref IS NOT NULL;
+END
+$threadline$;
+-- Every writer of audit_changes gets the key from the transaction cache that
+-- threadline_transaction_id() fills ('<txid>:<id>:<actor key>'), read only in that transaction.
+ALTER TABLE "public".audit_changes ALTER COLUMN actor_key SET DEFAULT
+    CASE WHEN split_part(current_setting('threadline.txn', true), ':', 1) = txid_current()::text
+         THEN NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint END;
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
 -- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
@@ -60,6 +81,9 @@ CREATE INDEX IF NOT EXISTS audit_changes_row_idx
 -- timeline pages and retention (ties on captured_at are ordered by id with an incremental sort):
 CREATE INDEX IF NOT EXISTS audit_changes_captured_at_idx
     ON "public".audit_changes (captured_at);
+-- the timeline by actor (ties on captured_at again by an incremental sort on id):
+CREATE INDEX IF NOT EXISTS audit_changes_actor_key_idx
+    ON "public".audit_changes (actor_key, captured_at) WHERE actor_key IS NOT NULL;
 -- transaction(id), and the timeline filters on actor, correlation id and request id:
 CREATE INDEX IF NOT EXISTS audit_changes_transaction_id_idx
     ON "public".audit_changes (transaction_id);
@@ -80,7 +104,8 @@ CREATE INDEX IF NOT EXISTS audit_actions_inserted_at_idx
 
 -- Returns the audit_transactions id of the current database transaction, creating the row
 -- (with the context settings) on first use. The id is cached in the transaction-local
--- setting threadline.txn as '<txid>:<id>'; a cached value from another transaction never
+-- setting threadline.txn as '<txid>:<id>:<actor key>' (the key of audit_changes.actor_key,
+-- empty without an actor); a cached value from another transaction never
 -- matches txid_current(), and a savepoint rollback restores the setting with the row. Any role
 -- can write the setting, so a cached id is used only if that row belongs to this transaction.
 CREATE OR REPLACE FUNCTION "public".threadline_transaction_id() RETURNS bigint
@@ -157,7 +182,8 @@ BEGIN
         v_trace
     )
     RETURNING id INTO v_id;
-    v_setting := set_config('threadline.txn', v_txid::text || ':' || v_id::text, true);
+    v_setting := set_config('threadline.txn',
+        concat_ws(':', v_txid, v_id, hashtextextended(v_actor::text, 0)), true);
     RETURN v_id;
 END
 $threadline$;

@@ -321,3 +321,27 @@ fn partition_convert_sql_snapshot() {
         format!("{prepare}\n-- switch\n{head}-- (partitioned install)\n{tail}")
     );
 }
+
+/// The timeline and count statements: by actor (the `actor_key` index, each change's actor
+/// looked up per change), by request id (transactions first, through the join), and the
+/// count of a filter without a transaction condition (no join).
+#[test]
+fn timeline_queries_sql_snapshot() {
+    use threadline_core::ActorRef;
+    use threadline_core::query::{self, Page, TimelineFilter};
+    let by_actor = TimelineFilter::new().actor(ActorRef::user("42").unwrap());
+    let by_request = TimelineFilter::new().request_id("req-1");
+    let by_table = TimelineFilter::new().table("posts".parse().unwrap());
+    let sqls = [
+        query::timeline(&ident("audit"), &by_actor, &Page::first())
+            .unwrap()
+            .statement
+            .sql,
+        query::timeline(&ident("audit"), &by_request, &Page::first())
+            .unwrap()
+            .statement
+            .sql,
+        query::count(&ident("audit"), &by_table).unwrap().sql,
+    ];
+    insta::assert_snapshot!("timeline_queries", sqls.join("\n\n"));
+}

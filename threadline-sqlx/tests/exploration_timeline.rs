@@ -351,3 +351,53 @@ async fn cursors_are_tamper_checked_and_bound_to_their_filter_and_method() {
         QueryError::Cursor(CursorError::WrongMethod { .. })
     ));
 }
+
+/// `audit_changes.actor_key` (what the timeline by actor reads) came after the first release:
+/// an install made before it gains the column, its index and a key for every change already
+/// there when `install` runs again, and changes without an actor keep no key.
+#[tokio::test]
+async fn rerunning_install_keys_the_changes_of_an_older_install() {
+    let (db, tl) = mixed_trail().await;
+    let filter = TimelineFilter::new().actor(user("1"));
+    let before = ids(&tl.timeline(&filter, Page::first()).await.unwrap().items);
+    assert!(!before.is_empty());
+    db.exec("ALTER TABLE audit_changes DROP COLUMN actor_key")
+        .await;
+    write(
+        &db,
+        &user("9"),
+        "UPDATE posts SET title = 'between' WHERE id = 1",
+    )
+    .await;
+    let options = match threadline_test_support::layout_from_env() {
+        None => threadline_sqlx::InstallOptions::default(),
+        Some(interval) => threadline_sqlx::InstallOptions::default().with_partitioning(interval),
+    };
+    threadline_sqlx::install(&db.pool, &options).await.unwrap();
+    threadline_sqlx::install(&db.pool, &options).await.unwrap();
+    assert_eq!(
+        ids(&tl.timeline(&filter, Page::first()).await.unwrap().items),
+        before
+    );
+    let by_nine = tl
+        .timeline(&TimelineFilter::new().actor(user("9")), Page::first())
+        .await
+        .unwrap();
+    assert_eq!(by_nine.items.len(), 1, "the change made before the upgrade");
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM audit_changes c JOIN audit_transactions t ON t.id = c.transaction_id
+             WHERE c.actor_key IS DISTINCT FROM hashtextextended(t.actor_ref::text, 0)"
+        )
+        .await,
+        0,
+        "every change is keyed by its transaction's actor, and actor-less ones not at all"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'audit_changes_actor_key_idx'"
+        )
+        .await,
+        1
+    );
+}

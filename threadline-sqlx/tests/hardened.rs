@@ -6,8 +6,8 @@ use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use threadline_sqlx::{
-    ActionOptions, ActorRef, Ident, InstallOptions, TableCapture, Threadline, TransactionExt,
-    audit_table,
+    ActionOptions, ActorRef, Ident, InstallOptions, Page, TableCapture, Threadline, TimelineFilter,
+    TransactionExt, audit_table,
 };
 use threadline_test_support::TestDb;
 
@@ -450,6 +450,58 @@ async fn a_forged_transaction_cache_cannot_attach_changes_to_another_transaction
     assert_eq!(under_victim, 2, "only the admin's own two inserts");
     assert_ne!(action.transaction_id, Some(victim));
     assert!(action.transaction_id.is_some());
+}
+
+/// The cache also carries the actor key that `audit_changes.actor_key` takes. Hardened capture
+/// reads the key of a change with an actor from the verified transaction row, so a forged key
+/// cannot hide the application's changes from the timeline by actor.
+#[tokio::test]
+async fn a_forged_actor_key_cannot_hide_changes_from_the_timeline_by_actor() {
+    let h = Hardened::new().await;
+    let mut app = h.app_conn().await;
+    let mallory = ActorRef::user("mallory").unwrap();
+    let mut tx = app.begin().await.unwrap();
+    tx.with_actor(&mallory).await.unwrap();
+    sqlx::query("INSERT INTO posts VALUES (1, 'first', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // Keep the real transaction id and txid, replace the key.
+    sqlx::query(
+        "SELECT set_config('threadline.txn',
+             split_part(current_setting('threadline.txn'), ':', 1) || ':' ||
+             split_part(current_setting('threadline.txn'), ':', 2) || ':12345', true)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO posts VALUES (2, 'second', NULL)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE posts SET id = 20 WHERE id = 2")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let keys: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT c.actor_key - hashtextextended(t.actor_ref::text, 0) FROM audit_changes c
+         JOIN audit_transactions t ON t.id = c.transaction_id ORDER BY c.id",
+    )
+    .fetch_all(&mut app)
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        [Some(0), Some(0), Some(0)],
+        "every key is the actor's"
+    );
+    let page = Threadline::new(h.db().pool.clone())
+        .timeline(&TimelineFilter::new().actor(mallory), Page::first())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
 }
 
 #[tokio::test]

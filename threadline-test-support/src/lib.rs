@@ -337,7 +337,8 @@ impl Synthetic {
 /// Change `g` touches table `g % tables`, row `(g / tables) % rows_per_table`; every 97th
 /// later change is a delete, the rest updates.
 /// Every tenth transaction has a correlation id `corr-<g / 10>`; every transaction has a
-/// request id `req-<g>`; every fifth a trace id, `g` in 32 hex digits (`{g:032x}`).
+/// request id `req-<g>`; every fifth a trace id, `g` in 32 hex digits (`{g:032x}`). Each
+/// change carries its transaction's `actor_key`, as capture would write it.
 pub async fn fill_synthetic(
     pool: &PgPool,
     schema: &str,
@@ -369,13 +370,14 @@ pub async fn fill_synthetic(
         .await?;
     let changes = format!(
         "INSERT INTO {s}.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, data_after, data_before, changed_fields, captured_at)
+            (transaction_id, table_schema, table_name, table_pk, op, data_after, data_before, changed_fields, captured_at, actor_key)
          SELECT x.txn, 'public', 'table_' || x.tbl, jsonb_build_object('id', x.pk), x.op,
                 CASE WHEN x.op <> 'delete' THEN x.image END,
                 CASE WHEN x.op = 'delete' THEN x.image END,
                 CASE WHEN x.op = 'update' THEN ARRAY['title', 'views'] END,
                 timestamptz '2026-01-01 00:00:00+00' + (x.txn * $6) * interval '1 microsecond'
-                    + ((x.g - 1) % $3) * interval '1 millisecond'
+                    + ((x.g - 1) % $3) * interval '1 millisecond',
+                hashtextextended(jsonb_build_object('type', 'user', 'id', (x.txn % $7)::text)::text, 0)
          FROM (
             SELECT g, (g - 1) / $3 + 1 AS txn, g % $1 AS tbl, (g / $1) % $2 AS pk,
                    CASE WHEN g / $1 < $2 THEN 'insert' WHEN g % 97 = 0 THEN 'delete' ELSE 'update' END AS op,
@@ -394,6 +396,7 @@ pub async fn fill_synthetic(
             .bind(done + 1)
             .bind(end)
             .bind(spec.spacing_micros())
+            .bind(spec.actors)
             .execute(pool)
             .await?;
         done = end;

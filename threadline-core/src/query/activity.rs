@@ -139,13 +139,7 @@ pub fn activity(
     let mut conditions = Vec::new();
     bounded.push_conditions(&mut conditions, &mut params)?;
     conditions.push("c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval".into());
-    // Join the transactions only for a filter on them: even a join PostgreSQL removes keeps
-    // `transaction_id` among the columns it reads, which rules out an index-only scan.
-    let join = if filter.reads_transactions() {
-        " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
-    } else {
-        ""
-    };
+    let join = super::transactions_join(filter);
     Ok(Statement {
         sql: in_schema(
             &format!(

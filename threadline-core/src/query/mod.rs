@@ -204,15 +204,16 @@ pub fn changes_select(schema: &Ident) -> String {
     )
 }
 
-/// `SELECT <change columns>` for a few changes found by another index (one row's history):
-/// each change's actor comes from a `LATERAL` lookup that first searches the transactions that
-/// began in the day up to the change's capture, and all of them only when that finds none.
-/// On the partitioned layout `audit_transactions` is partitioned by `occurred_at`, so the
-/// first lookup probes the one or two partitions of that day (run-time pruning) instead of
-/// every partition; on the plain layout it is the same primary-key probe as the join. A
-/// transaction starts before its changes are captured (`now()` against `clock_timestamp()`),
-/// so the fallback runs only for a transaction longer than a day or a clock set back.
-fn row_changes_select(schema: &Ident) -> String {
+/// `SELECT <change columns>` for changes found by an index of `audit_changes` (a row's
+/// history, a timeline by time, table or actor): each change's actor comes from a `LATERAL`
+/// lookup that first searches the transactions that began in the day up to the change's
+/// capture, and all of them only when that finds none. On the partitioned layout
+/// `audit_transactions` is partitioned by `occurred_at`, so the first lookup probes the one or
+/// two partitions of that day (run-time pruning) instead of every partition; on the plain
+/// layout it is the same primary-key probe as the join. A transaction starts before its
+/// changes are captured (`now()` against `clock_timestamp()`), so the fallback runs only for a
+/// transaction longer than a day or a clock set back.
+fn per_change_select(schema: &Ident) -> String {
     in_schema(
         &format!(
             "SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c \
@@ -225,6 +226,29 @@ fn row_changes_select(schema: &Ident) -> String {
         ),
         schema,
     )
+}
+
+/// The select a timeline of `filter` starts from: with a condition that finds transactions
+/// (correlation, request or trace id) the join of [`changes_select`], so that PostgreSQL can
+/// read those transactions first and then their changes; otherwise [`per_change_select`].
+fn timeline_select(schema: &Ident, filter: &TimelineFilter) -> String {
+    if filter.correlation_id.is_some() || filter.request_id.is_some() || filter.trace_id.is_some() {
+        changes_select(schema)
+    } else {
+        per_change_select(schema)
+    }
+}
+
+/// The join of `audit_transactions t` for a count of `filter`, empty when the filter has no
+/// condition on transactions: even a join PostgreSQL could remove keeps `transaction_id` among
+/// the columns read, and on the partitioned layout (where `id` alone is not unique) it is not
+/// removed at all, so that each change would probe every transaction partition.
+pub(crate) fn transactions_join(filter: &TimelineFilter) -> &'static str {
+    if filter.reads_transactions() {
+        " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
+    } else {
+        ""
+    }
 }
 
 /// Reads what `history` and `as_of` need to know about a table: one stored `table_pk` (its
@@ -266,7 +290,7 @@ const NEWEST_FIRST: &str = "ORDER BY c.captured_at DESC, c.id DESC";
 /// One row's changes, newest first. `candidates` come from [`PrimaryKey::candidates`].
 pub fn history(schema: &Ident, table: &TableName, candidates: Vec<Value>) -> Statement {
     Statement {
-        sql: format!("{} WHERE {ROW} {NEWEST_FIRST}", row_changes_select(schema)),
+        sql: format!("{} WHERE {ROW} {NEWEST_FIRST}", per_change_select(schema)),
         params: row_params(table, candidates),
     }
 }
@@ -279,7 +303,7 @@ pub fn as_of(
     candidates: Vec<Value>,
     at: DateTime<Utc>,
 ) -> Statement {
-    let select = row_changes_select(schema);
+    let select = per_change_select(schema);
     let mut params = row_params(table, candidates);
     params.push(SqlParam::Timestamp(at));
     Statement {
@@ -377,7 +401,7 @@ pub fn timeline(
     let tail = page_sql(&plan, "c.captured_at", "c.id", &mut conditions, &mut params);
     Ok(PagedQuery {
         statement: Statement {
-            sql: format!("{} {tail}", changes_select(schema)),
+            sql: format!("{} {tail}", timeline_select(schema, filter)),
             params,
         },
         plan,
@@ -391,8 +415,8 @@ pub fn count(schema: &Ident, filter: &TimelineFilter) -> Result<Statement, Query
     Ok(Statement {
         sql: in_schema(
             &format!(
-                "SELECT count(*) FROM @S.audit_changes c \
-                 LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id {where_clause}"
+                "SELECT count(*) FROM @S.audit_changes c{} {where_clause}",
+                transactions_join(filter)
             ),
             schema,
         ),

@@ -383,11 +383,28 @@ END
         } else {
             "v_tx".to_owned()
         };
-        let tx = format!("coalesce({cached}, (SELECT {s}.threadline_transaction_id()))");
+        // Without hardening, `audit_changes.actor_key` comes from its column default (the key
+        // cached with the transaction id). Hardened capture reads it from the verified
+        // transaction row instead, so that a forged cache cannot hide an actor's changes from
+        // the timeline by actor; an actor-less row falls back to the cache, where a forged key
+        // is harmless (queries recheck the actor on the transaction row).
+        let (tx_columns, key) = if hardened {
+            (
+                "transaction_id, actor_key",
+                format!(
+                    ", coalesce((SELECT hashtextextended(t.actor_ref::text, 0) FROM {s}.audit_transactions AS t \
+                     WHERE t.id = v_tx AND t.txid = txid_current()), \
+                     NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint)"
+                ),
+            )
+        } else {
+            ("transaction_id", String::new())
+        };
+        let tx = format!("coalesce({cached}, (SELECT {s}.threadline_transaction_id())){key}");
         let bulk = |op: &str, transition: &str, column: &str| {
             format!(
                 "        INSERT INTO {s}.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, {column})
+            ({tx_columns}, table_schema, table_name, table_pk, op, {column})
         SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, '{op}', {image}
         FROM (SELECT to_jsonb(r.*) AS j FROM {transition} AS r OFFSET 0) AS c
         WHERE {shape};
@@ -407,7 +424,7 @@ END
                 .collect();
             format!(
                 "            INSERT INTO {s}.audit_changes
-                (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
+                ({tx_columns}, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
             SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, 'update', {image}, d.f, {from}
             FROM (SELECT c.n, c.o, {diff} AS f
                 FROM (SELECT to_jsonb(n.*) AS n, to_jsonb(o.*) AS o
@@ -456,7 +473,7 @@ END
                 ),
             )
         };
-        let truncate = self.truncate_sql(&tx, &shape_ok("c.j"));
+        let truncate = self.truncate_sql(tx_columns, &tx, &shape_ok("c.j"));
         let body = format!(
             "#variable_conflict use_variable
 DECLARE
@@ -482,8 +499,8 @@ BEGIN
         v_fields := {diff};
         IF cardinality(v_fields) > 0 THEN
             INSERT INTO {s}.audit_changes
-                (transaction_id, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
-            VALUES (coalesce({cached}, {s}.threadline_transaction_id()), TG_TABLE_SCHEMA, TG_TABLE_NAME,
+                ({tx_columns}, table_schema, table_name, table_pk, op, data_after, changed_fields, changed_from)
+            VALUES (coalesce({cached}, {s}.threadline_transaction_id()){key}, TG_TABLE_SCHEMA, TG_TABLE_NAME,
                 {pk_new}, 'update', {image_new}, v_fields, {from});
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
@@ -511,7 +528,7 @@ END
     /// The `TRUNCATE` branch of the capture function: counts the rows (`ONLY`: a truncated
     /// inheritance child fires its own trigger), with `images` refuses a table over the limit
     /// and captures every row as a `delete`, then records the `truncate` change.
-    fn truncate_sql(&self, tx: &str, shape: &str) -> String {
+    fn truncate_sql(&self, tx_columns: &str, tx: &str, shape: &str) -> String {
         let s = &self.schema;
         let t = &self.table;
         let p = &self.policy;
@@ -532,7 +549,7 @@ END
                       ERRCODE = 'program_limit_exceeded';
         END IF;
         INSERT INTO {s}.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, data_before)
+            ({tx_columns}, table_schema, table_name, table_pk, op, data_before)
         SELECT {tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, {pk}, 'delete', {image}
         FROM (SELECT to_jsonb(r.*) AS j FROM ONLY {t} AS r OFFSET 0) AS c
         WHERE {shape};
@@ -547,7 +564,7 @@ END
         let _ = writeln!(
             out,
             "        INSERT INTO {s}.audit_changes
-            (transaction_id, table_schema, table_name, table_pk, op, data_before)
+            ({tx_columns}, table_schema, table_name, table_pk, op, data_before)
         VALUES ({tx}, TG_TABLE_SCHEMA, TG_TABLE_NAME, '{{}}'::jsonb, 'truncate', jsonb_build_object('rows', v_rows));"
         );
         out
