@@ -298,6 +298,7 @@ CREATE TABLE IF NOT EXISTS @S.audit_changes (
     changed_fields text[],
     changed_from jsonb,
     captured_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor_key bigint,
     PRIMARY KEY (id, captured_at)
 ) PARTITION BY RANGE (captured_at);
 CREATE TABLE IF NOT EXISTS @S.audit_changes_default PARTITION OF @S.audit_changes DEFAULT;

@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS @S.audit_changes (
     data_before jsonb,
     changed_fields text[],
     changed_from jsonb,
-    captured_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    captured_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor_key bigint
 );
 -- No CHECK on op: only the generated capture and snapshot functions write it, and PostgreSQL
 -- re-plans a CHECK expression for every INSERT statement (about 4% of a single-row capture).
@@ -131,8 +132,8 @@ ALTER TABLE @S.audit_transactions ADD COLUMN IF NOT EXISTS trace_id text;
 ALTER TABLE @S.audit_actions ADD COLUMN IF NOT EXISTS trace_id text;
 -- audit_changes.actor_key: a hash of the transaction's actor, hashtextextended(actor_ref::text, 0),
 -- so that a timeline by actor reads one index range (guides/indexing.md). Queries recheck the
--- actor on the transaction row, so the hash only finds candidates. The first install that adds
--- the column fills it for the changes already there (one UPDATE over the trail).
+-- actor on the transaction row, so the hash only finds candidates. An install made before the
+-- column gains it here and fills it for the changes already there (one UPDATE over the trail).
 DO $threadline$
 BEGIN
     BEGIN
