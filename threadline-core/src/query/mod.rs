@@ -192,60 +192,68 @@ pub const CHANGE_COLUMNS: &str = "c.id, c.transaction_id, c.table_schema, c.tabl
 pub const TRANSACTION_COLUMNS: &str = "t.id, t.txid, t.occurred_at, t.actor_ref, t.request_id, t.correlation_id, \
      t.remote_ip, t.source, t.meta, t.trace_id";
 
-/// `SELECT <change columns> FROM audit_changes c LEFT JOIN audit_transactions t ...`, the
-/// base that [`TimelineFilter::where_clause`] conditions apply to.
-pub fn changes_select(schema: &Ident) -> String {
-    in_schema(
-        &format!(
-            "SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c \
-             LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
-        ),
-        schema,
-    )
-}
+/// How a change (`c`) reaches its transaction (`t`): by a join on the transaction id.
+const JOIN_TRANSACTIONS: &str = " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id";
 
-/// `SELECT <change columns>` for changes found by an index of `audit_changes` (a row's
-/// history, a timeline by time, table or actor): each change's actor comes from a `LATERAL`
-/// lookup that first searches the transactions that began in the day up to the change's
-/// capture, and all of them only when that finds none. On the partitioned layout
+/// How a change (`c`) reaches its transaction's actor (`t.actor_ref`), one change at a time: a
+/// `LATERAL` lookup that first searches the transactions that began in the day up to the
+/// change's capture, and all of them only when that finds none. On the partitioned layout
 /// `audit_transactions` is partitioned by `occurred_at`, so the first lookup probes the one or
 /// two partitions of that day (run-time pruning) instead of every partition; on the plain
 /// layout it is the same primary-key probe as the join. A transaction starts before its
 /// changes are captured (`now()` against `clock_timestamp()`), so the fallback runs only for a
 /// transaction longer than a day or a clock set back.
-fn per_change_select(schema: &Ident) -> String {
+const LOOKUP_ACTOR: &str = " LEFT JOIN LATERAL ((SELECT t.actor_ref FROM @S.audit_transactions t \
+         WHERE t.id = c.transaction_id AND t.occurred_at <= c.captured_at \
+           AND t.occurred_at > c.captured_at - interval '1 day') \
+       UNION ALL \
+       (SELECT t.actor_ref FROM @S.audit_transactions t WHERE t.id = c.transaction_id) \
+       LIMIT 1) t ON true";
+
+/// `SELECT <change columns> FROM audit_changes c LEFT JOIN audit_transactions t ...`, the
+/// base that [`TimelineFilter::where_clause`] conditions apply to.
+pub fn changes_select(schema: &Ident) -> String {
     in_schema(
-        &format!(
-            "SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c \
-             LEFT JOIN LATERAL ((SELECT t.actor_ref FROM @S.audit_transactions t \
-                 WHERE t.id = c.transaction_id AND t.occurred_at <= c.captured_at \
-                   AND t.occurred_at > c.captured_at - interval '1 day') \
-               UNION ALL \
-               (SELECT t.actor_ref FROM @S.audit_transactions t WHERE t.id = c.transaction_id) \
-               LIMIT 1) t ON true"
-        ),
+        &format!("SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c{JOIN_TRANSACTIONS}"),
         schema,
     )
 }
 
-/// The select a timeline of `filter` starts from: with a condition that finds transactions
-/// (correlation, request or trace id) the join of [`changes_select`], so that PostgreSQL can
-/// read those transactions first and then their changes; otherwise [`per_change_select`].
+/// `SELECT <change columns>` for changes found by an index of `audit_changes` (a row's
+/// history, a timeline by time, table or actor), each change's actor looked up on its own.
+fn per_change_select(schema: &Ident) -> String {
+    in_schema(
+        &format!("SELECT {CHANGE_COLUMNS} FROM @S.audit_changes c{LOOKUP_ACTOR}"),
+        schema,
+    )
+}
+
+/// Whether `filter` finds transactions first (by correlation, request or trace id): then the
+/// changes are reached through the join, so that PostgreSQL can read those few transactions
+/// and then their changes.
+fn finds_transactions_first(filter: &TimelineFilter) -> bool {
+    filter.correlation_id.is_some() || filter.request_id.is_some() || filter.trace_id.is_some()
+}
+
+/// The select a timeline of `filter` starts from.
 fn timeline_select(schema: &Ident, filter: &TimelineFilter) -> String {
-    if filter.correlation_id.is_some() || filter.request_id.is_some() || filter.trace_id.is_some() {
+    if finds_transactions_first(filter) {
         changes_select(schema)
     } else {
         per_change_select(schema)
     }
 }
 
-/// The join of `audit_transactions t` for a count of `filter`, empty when the filter has no
-/// condition on transactions: even a join PostgreSQL could remove keeps `transaction_id` among
-/// the columns read, and on the partitioned layout (where `id` alone is not unique) it is not
-/// removed at all, so that each change would probe every transaction partition.
-pub(crate) fn transactions_join(filter: &TimelineFilter) -> &'static str {
-    if filter.reads_transactions() {
-        " LEFT JOIN @S.audit_transactions t ON t.id = c.transaction_id"
+/// What a count of `filter` (`count`, the activity chart) adds after `audit_changes c` to
+/// reach `t`: the join, the per-change actor lookup for an actor filter, or nothing without
+/// a condition on transactions. Even a join PostgreSQL could remove keeps `transaction_id`
+/// among the columns read, and on the partitioned layout (where `id` alone is not unique) it
+/// is not removed at all, so that each change would probe every transaction partition.
+pub(crate) fn transactions_for_count(filter: &TimelineFilter) -> &'static str {
+    if finds_transactions_first(filter) {
+        JOIN_TRANSACTIONS
+    } else if filter.actor.is_some() {
+        LOOKUP_ACTOR
     } else {
         ""
     }
@@ -330,7 +338,9 @@ pub struct PreviousImage {
 /// `table_pk`, earlier in history order), in one statement: a `LATERAL` lookup per change on
 /// the row index, so a page of changes costs one round trip. Rows
 /// `(change_id bigint, id bigint, op text, data_after jsonb)`; a change whose row has no
-/// earlier change is left out. Truncates (key `{}`) are never looked up.
+/// earlier change is left out. Truncates (key `{}`) are never looked up. The redundant
+/// `captured_at <= p.captured_at` lets the partitioned layout skip the partitions after each
+/// change (run-time pruning; the row comparison alone prunes nothing).
 pub fn previous_changes(schema: &Ident, changes: &[&AuditChange]) -> Statement {
     let pages: Vec<Value> = changes
         .iter()
@@ -353,7 +363,7 @@ pub fn previous_changes(schema: &Ident, changes: &[&AuditChange]) -> Statement {
                       table_pk jsonb, captured_at timestamptz) \
                  CROSS JOIN LATERAL (SELECT c.id, c.op, c.data_after FROM @S.audit_changes c \
                      WHERE c.table_name = p.table_name AND c.table_schema = p.table_schema \
-                       AND c.table_pk = p.table_pk \
+                       AND c.table_pk = p.table_pk AND c.captured_at <= p.captured_at \
                        AND (c.captured_at, c.id) < (p.captured_at, p.id) \
                      {NEWEST_FIRST} LIMIT 1) AS c"
             ),
@@ -416,7 +426,7 @@ pub fn count(schema: &Ident, filter: &TimelineFilter) -> Result<Statement, Query
         sql: in_schema(
             &format!(
                 "SELECT count(*) FROM @S.audit_changes c{} {where_clause}",
-                transactions_join(filter)
+                transactions_for_count(filter)
             ),
             schema,
         ),
