@@ -104,7 +104,7 @@ pub(crate) async fn insert_action(
 /// binds nothing and uses the simple query protocol, so it is safe behind PgBouncer.
 pub async fn current_audit_transaction_id(conn: &mut PgConnection) -> Result<Option<i64>> {
     use sqlx::Row;
-    // The cache is '<txid>:<id>'; it only counts when its txid is this transaction's.
+    // The cache is '<txid>:<id>:<actor key>'; it only counts when its txid is this transaction's.
     let row = sqlx::raw_sql(
         "SELECT CASE WHEN split_part(c, ':', 1) = txid_current_if_assigned()::text
                      THEN split_part(c, ':', 2)::bigint END

@@ -377,7 +377,7 @@ async fn retention_purge_runs_as_the_owner_role_and_not_as_the_application() {
     );
 }
 
-/// `threadline.txn` caches the current transaction's audit row as `<txid>:<id>`, and any role
+/// `threadline.txn` caches the current transaction's audit row as `<txid>:<id>:<key>`, and any role
 /// can write it. Hardened capture checks that the id names a row of this transaction, so the
 /// application cannot file its changes (or its actions) under another transaction's actor.
 #[tokio::test]
