@@ -105,14 +105,20 @@ async fn assert_index_backed(db: &TestDb, name: &str, statement: &Statement, tab
     }
 }
 
-#[tokio::test]
-async fn every_method_is_index_backed_on_300k_changes() {
+/// A fresh install holding the synthetic trail `spec`, with current statistics.
+async fn filled(spec: Synthetic) -> TestDb {
     let db = TestDb::installed().await;
-    fill_synthetic(&db.pool, "public", SPEC, 100_000, |_| {})
+    fill_synthetic(&db.pool, "public", spec, 100_000, |_| {})
         .await
         .unwrap();
     db.exec("VACUUM ANALYZE audit_changes").await;
     db.exec("VACUUM ANALYZE audit_transactions").await;
+    db
+}
+
+#[tokio::test]
+async fn every_method_is_index_backed_on_300k_changes() {
+    let db = filled(SPEC).await;
     let schema = Ident::new("public").unwrap();
     let table = "table_3".parse().unwrap();
     let key = json!({"id": 42});
@@ -255,18 +261,13 @@ async fn every_method_is_index_backed_on_300k_changes() {
 /// walking the whole trail by time would pass 50 other changes for each of the actor's.
 #[tokio::test]
 async fn timeline_by_actor_pages_through_the_actor_key_index() {
-    let db = TestDb::installed().await;
-    let spec = Synthetic {
+    let db = filled(Synthetic {
         changes: 200_000,
         transactions: 20_000,
         actors: 50,
         ..SPEC
-    };
-    fill_synthetic(&db.pool, "public", spec, 100_000, |_| {})
-        .await
-        .unwrap();
-    db.exec("VACUUM ANALYZE audit_changes").await;
-    db.exec("VACUUM ANALYZE audit_transactions").await;
+    })
+    .await;
     let schema = Ident::new("public").unwrap();
     let by_actor = TimelineFilter::new().actor(ActorRef::user("1").unwrap());
     let first = query::timeline(&schema, &by_actor, &Page::first()).unwrap();

@@ -369,10 +369,7 @@ async fn rerunning_install_keys_the_changes_of_an_older_install() {
         "UPDATE posts SET title = 'between' WHERE id = 1",
     )
     .await;
-    let options = match threadline_test_support::layout_from_env() {
-        None => threadline_sqlx::InstallOptions::default(),
-        Some(interval) => threadline_sqlx::InstallOptions::default().with_partitioning(interval),
-    };
+    let options = threadline_test_support::install_options_from_env();
     threadline_sqlx::install(&db.pool, &options).await.unwrap();
     threadline_sqlx::install(&db.pool, &options).await.unwrap();
     assert_eq!(

@@ -50,6 +50,12 @@ pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
+/// The install options of the layout `THREADLINE_TEST_LAYOUT` names (what
+/// [`TestDb::installed`] installs), for a test that runs `install` again.
+pub fn install_options_from_env() -> threadline_sqlx::InstallOptions {
+    template::install_options(layout_from_env())
+}
+
 /// The partition interval `THREADLINE_TEST_LAYOUT` asks for, or `None` for the plain layout.
 ///
 /// # Panics
