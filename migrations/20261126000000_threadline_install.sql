@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS "public".audit_actions (
     inserted_at timestamptz NOT NULL DEFAULT now(),
     trace_id text
 );
--- Columns added after the first release, for installs made before them (catalog-only changes).
+-- Columns added after the first release, for installs made before them.
 ALTER TABLE "public".audit_transactions ADD COLUMN IF NOT EXISTS trace_id text;
 ALTER TABLE "public".audit_actions ADD COLUMN IF NOT EXISTS trace_id text;
 -- audit_changes.actor_key: a hash of the transaction's actor, hashtextextended(actor_ref::text, 0),
@@ -85,7 +85,7 @@ CREATE INDEX IF NOT EXISTS audit_changes_captured_at_idx
 -- the timeline by actor (ties on captured_at again by an incremental sort on id):
 CREATE INDEX IF NOT EXISTS audit_changes_actor_key_idx
     ON "public".audit_changes (actor_key, captured_at) WHERE actor_key IS NOT NULL;
--- transaction(id), and the timeline filters on actor, correlation id and request id:
+-- transaction(id), and the timeline filters on correlation, request and trace id:
 CREATE INDEX IF NOT EXISTS audit_changes_transaction_id_idx
     ON "public".audit_changes (transaction_id);
 -- actor_history and the timeline actor filter:
