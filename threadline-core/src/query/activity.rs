@@ -117,7 +117,9 @@ impl ActivityWindow {
 /// window replaces the filter's own `from` and `to`.
 ///
 /// Each bucket is its own count over a `captured_at` range (a correlated subquery per bucket
-/// of a `generate_series`), not one `GROUP BY` over the window: PostgreSQL cannot estimate the
+/// of an integer `generate_series`, whose row count PostgreSQL knows, where a series of
+/// timestamps is guessed at 1,000 rows and the cost estimate that follows turns on JIT
+/// compilation: 40 ms instead of 0.1 for a day per hour), not one `GROUP BY` over the window: PostgreSQL cannot estimate the
 /// number of groups of `date_trunc(captured_at)` and would sort every matching change, while a
 /// range count per bucket reads each change once from the index, in order. Buckets are exact
 /// UTC hours or days (seconds, not calendar intervals, so the session's time zone and its
@@ -129,10 +131,10 @@ pub fn activity(
 ) -> Result<Statement, QueryError> {
     let buckets = window.buckets();
     let first = buckets.first().copied().unwrap_or(window.from);
-    let last = buckets.last().copied().unwrap_or(window.from);
+    let last_index = i64::try_from(buckets.len().saturating_sub(1)).unwrap_or(i64::MAX);
     let mut params = vec![
         SqlParam::Timestamp(first),
-        SqlParam::Timestamp(last),
+        SqlParam::BigInt(last_index),
         SqlParam::Text(format!("{} seconds", window.bucket.width().num_seconds())),
     ];
     let bounded = filter.clone().from(window.from).to(window.to);
@@ -144,7 +146,8 @@ pub fn activity(
         sql: in_schema(
             &format!(
                 "SELECT b.bucket, (SELECT count(*) FROM @S.audit_changes c{join} {}) AS changes \
-                 FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b(bucket) \
+                 FROM (SELECT $1::timestamptz + g.i * $3::interval AS bucket \
+                       FROM generate_series(0, $2::bigint) AS g(i)) AS b \
                  ORDER BY 1",
                 super::filter::where_sql(&conditions)
             ),
@@ -204,11 +207,17 @@ mod tests {
              WHERE c.table_name = $4 AND c.table_schema = $5 \
              AND c.captured_at >= $6 AND c.captured_at <= $7 \
              AND c.captured_at >= b.bucket AND c.captured_at < b.bucket + $3::interval) AS changes \
-             FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b(bucket) \
+             FROM (SELECT $1::timestamptz + g.i * $3::interval AS bucket \
+                   FROM generate_series(0, $2::bigint) AS g(i)) AS b \
              ORDER BY 1"
         );
         let first = Utc.with_ymd_and_hms(2026, 11, 3, 0, 0, 0).unwrap();
         assert_eq!(statement.params[0], SqlParam::Timestamp(first));
+        assert_eq!(
+            statement.params[1],
+            SqlParam::BigInt(30),
+            "31 days: buckets 0 to 30"
+        );
         assert_eq!(statement.params[2], SqlParam::Text("86400 seconds".into()));
     }
 
