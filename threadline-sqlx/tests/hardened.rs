@@ -475,14 +475,13 @@ async fn a_forged_actor_key_cannot_hide_changes_from_the_timeline_by_actor() {
     .execute(&mut *tx)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO posts VALUES (2, 'second', NULL)")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE posts SET id = 20 WHERE id = 2")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    // A bulk statement and a key change (the row-level path).
+    sqlx::raw_sql(
+        "INSERT INTO posts VALUES (2, 'second', NULL); UPDATE posts SET id = 20 WHERE id = 2",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let keys: Vec<Option<i64>> = sqlx::query_scalar(
