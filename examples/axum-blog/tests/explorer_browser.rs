@@ -50,11 +50,12 @@ fn start_demo(database_url: &str) -> (Demo, u16, String) {
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let demo = Demo(child);
     let (lines, output) = mpsc::channel();
+    // Reads the demo's output to its end, also after the startup lines have been received:
+    // a reader that stopped would close the pipe, and the demo, still printing its example
+    // requests, would die of a broken pipe before serving (seen once under load).
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
+            let _ = lines.send(line);
         }
     });
     let mut printed = String::new();
