@@ -116,12 +116,13 @@ impl ActivityWindow {
 /// `(bucket timestamptz, changes bigint)`, one per bucket (zero included), oldest first. The
 /// window replaces the filter's own `from` and `to`.
 ///
-/// Each bucket is its own count over a `captured_at` range (a correlated subquery per bucket
-/// of an integer `generate_series`, whose row count PostgreSQL knows, where a series of
-/// timestamps is guessed at 1,000 rows and the cost estimate that follows turns on JIT
-/// compilation: 40 ms instead of 0.1 for a day per hour), not one `GROUP BY` over the window: PostgreSQL cannot estimate the
-/// number of groups of `date_trunc(captured_at)` and would sort every matching change, while a
-/// range count per bucket reads each change once from the index, in order. Buckets are exact
+/// Each bucket is its own count over a `captured_at` range (a correlated subquery per bucket),
+/// not one `GROUP BY` over the window: PostgreSQL cannot estimate the number of groups of
+/// `date_trunc(captured_at)` and would sort every matching change, while a range count per
+/// bucket reads each change once from the index, in order. The buckets come from an integer
+/// `generate_series`, whose length PostgreSQL knows: a series of timestamps is guessed at
+/// 1,000 rows, and the cost that follows turns on JIT compilation (42 ms instead of 0.25 for
+/// a day per hour by actor on 3M changes). Buckets are exact
 /// UTC hours or days (seconds, not calendar intervals, so the session's time zone and its
 /// daylight saving changes do not move them).
 pub fn activity(
