@@ -72,8 +72,7 @@ $threadline$;
 -- Every writer of audit_changes gets the key from the transaction cache that
 -- threadline_transaction_id() fills ('<txid>:<id>:<actor key>'), read only in that transaction.
 ALTER TABLE "public".audit_changes ALTER COLUMN actor_key SET DEFAULT
-    CASE WHEN split_part(current_setting('threadline.txn', true), ':', 1) = txid_current()::text
-         THEN NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint END;
+    CASE WHEN split_part(current_setting('threadline.txn', true), ':', 1) = txid_current()::text THEN NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint END;
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
 -- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
@@ -88,7 +87,7 @@ CREATE INDEX IF NOT EXISTS audit_changes_actor_key_idx
 -- transaction(id), and the timeline filters on correlation, request and trace id:
 CREATE INDEX IF NOT EXISTS audit_changes_transaction_id_idx
     ON "public".audit_changes (transaction_id);
--- actor_history and the timeline actor filter:
+-- actor_history:
 CREATE INDEX IF NOT EXISTS audit_transactions_actor_ref_idx
     ON "public".audit_transactions (actor_ref, occurred_at) WHERE actor_ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_transactions_correlation_id_idx

@@ -353,15 +353,19 @@ pub async fn fill_synthetic(
     mut progress: impl FnMut(i64),
 ) -> Result<(), sqlx::Error> {
     let s = format!("\"{}\"", schema.replace('"', "\"\""));
+    // Transaction `g`'s actor, with the number of actors bound as `$n`.
+    let actor =
+        |g: &str, n: u8| format!("jsonb_build_object('type', 'user', 'id', ({g} % ${n})::text)");
     let transactions = format!(
         "INSERT INTO {s}.audit_transactions (id, txid, occurred_at, actor_ref, request_id, correlation_id, trace_id)
          OVERRIDING SYSTEM VALUE
          SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + (g * $3) * interval '1 microsecond',
-                jsonb_build_object('type', 'user', 'id', (g % $1)::text),
+                {actor},
                 'req-' || g,
                 CASE WHEN g % 10 = 0 THEN 'corr-' || (g / 10) END,
                 CASE WHEN g % 5 = 0 THEN lpad(to_hex(g), 32, '0') END
-         FROM generate_series(1, $2) AS g"
+         FROM generate_series(1, $2) AS g",
+        actor = actor("g", 1),
     );
     sqlx::query(sqlx::AssertSqlSafe(transactions))
         .bind(spec.actors)
@@ -383,14 +387,15 @@ pub async fn fill_synthetic(
                 CASE WHEN x.op = 'update' THEN ARRAY['title', 'views'] END,
                 timestamptz '2026-01-01 00:00:00+00' + (x.txn * $6) * interval '1 microsecond'
                     + ((x.g - 1) % $3) * interval '1 millisecond',
-                hashtextextended(jsonb_build_object('type', 'user', 'id', (x.txn % $7)::text)::text, 0)
+                {key}
          FROM (
             SELECT g, (g - 1) / $3 + 1 AS txn, g % $1 AS tbl, (g / $1) % $2 AS pk,
                    CASE WHEN g / $1 < $2 THEN 'insert' WHEN g % 97 = 0 THEN 'delete' ELSE 'update' END AS op,
                    jsonb_build_object('id', (g / $1) % $2, 'title', 'Title ' || g, 'status', 'published',
                        'author_id', g % 1000, 'views', g, 'body', repeat('lorem ipsum ', 6)) AS image
             FROM generate_series($4::bigint, $5::bigint) AS g
-         ) AS x"
+         ) AS x",
+        key = threadline_core::sql::actor_key_sql(&actor("x.txn", 7)),
     );
     let mut done = 0;
     while done < spec.changes {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{QueryError, SqlParam, bind};
 use crate::audit::ChangeOp;
-use crate::sql::fnv1a;
+use crate::sql::{actor_key_sql, fnv1a};
 use crate::{ActorRef, TableName, TraceId};
 
 /// Longest accepted `correlation_id` or `request_id` filter value, in bytes.
@@ -205,8 +205,8 @@ impl TimelineFilter {
             // and sort every change of the actor instead of reading one page off the index.
             let actor = bind(params, SqlParam::Json(actor.to_value()));
             conditions.push(format!(
-                "c.actor_key = hashtextextended({actor}::jsonb::text, 0) \
-                 AND CASE WHEN t.actor_ref = {actor} THEN true ELSE false END"
+                "c.actor_key = {} AND CASE WHEN t.actor_ref = {actor} THEN true ELSE false END",
+                actor_key_sql(&format!("{actor}::jsonb"))
             ));
         }
         if let Some(id) = &self.correlation_id {

@@ -29,6 +29,7 @@ use std::fmt::Write as _;
 use crate::ident::{Ident, TableName, quote_literal};
 use crate::redaction::{PolicyError, ResolvedPolicy, TableCapture, TruncateCapture};
 use crate::sql::install::{AUDIT_TABLES, InstallOptions};
+use crate::sql::{CACHED_ACTOR_KEY, actor_key_sql};
 use crate::sql::{dollar_tag, fnv1a};
 
 /// Names of the triggers every audited table gets (insert, update, delete, the row-level
@@ -392,9 +393,9 @@ END
             (
                 "transaction_id, actor_key",
                 format!(
-                    ", coalesce((SELECT hashtextextended(t.actor_ref::text, 0) FROM {s}.audit_transactions AS t \
-                     WHERE t.id = v_tx AND t.txid = txid_current()), \
-                     NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint)"
+                    ", coalesce((SELECT {key} FROM {s}.audit_transactions AS t \
+                     WHERE t.id = v_tx AND t.txid = txid_current()), {CACHED_ACTOR_KEY})",
+                    key = actor_key_sql("t.actor_ref"),
                 ),
             )
         } else {

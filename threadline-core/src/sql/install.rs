@@ -149,8 +149,7 @@ $threadline$;
 -- Every writer of audit_changes gets the key from the transaction cache that
 -- threadline_transaction_id() fills ('<txid>:<id>:<actor key>'), read only in that transaction.
 ALTER TABLE @S.audit_changes ALTER COLUMN actor_key SET DEFAULT
-    CASE WHEN split_part(current_setting('threadline.txn', true), ':', 1) = txid_current()::text
-         THEN NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint END;
+    @CACHED_ACTOR_KEY;
 
 -- Indexes: each serves the exploration queries (guides/indexing.md) and costs capture
 -- throughput, so the set is small. history / as_of (one row), and a rare table's timeline:
@@ -165,7 +164,7 @@ CREATE INDEX IF NOT EXISTS audit_changes_actor_key_idx
 -- transaction(id), and the timeline filters on correlation, request and trace id:
 CREATE INDEX IF NOT EXISTS audit_changes_transaction_id_idx
     ON @S.audit_changes (transaction_id);
--- actor_history and the timeline actor filter:
+-- actor_history:
 CREATE INDEX IF NOT EXISTS audit_transactions_actor_ref_idx
     ON @S.audit_transactions (actor_ref, occurred_at) WHERE actor_ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_transactions_correlation_id_idx
@@ -316,6 +315,26 @@ LANGUAGE sql IMMUTABLE AS $threadline$
 $threadline$;
 "#;
 
+/// The SQL of `audit_changes.actor_key` for a `jsonb` actor expression: a 64-bit hash of the
+/// actor's canonical text. The install computes it once per transaction and on upgrade; the
+/// actor filter finds an actor's changes by it (`audit_changes_actor_key_idx`) and then
+/// checks the actor itself, since a hash can collide.
+///
+/// ```
+/// use threadline_core::sql::actor_key_sql;
+/// assert_eq!(actor_key_sql("t.actor_ref"), "hashtextextended(t.actor_ref::text, 0)");
+/// ```
+pub fn actor_key_sql(actor: &str) -> String {
+    format!("hashtextextended({actor}::text, 0)")
+}
+
+/// The actor key of the current transaction, read from the `threadline.txn` cache that
+/// `threadline_transaction_id()` fills: NULL without an actor, or when the cache is another
+/// transaction's. The default of `audit_changes.actor_key` (`@CACHED_ACTOR_KEY` in the
+/// template), and hardened capture's fallback for a transaction without an actor.
+pub(crate) const CACHED_ACTOR_KEY: &str = "CASE WHEN split_part(current_setting('threadline.txn', true), ':', 1) = txid_current()::text \
+         THEN NULLIF(split_part(current_setting('threadline.txn', true), ':', 3), '')::bigint END";
+
 /// The install SQL for a schema: tables, indexes and shared functions. Idempotent.
 ///
 /// ```
@@ -331,6 +350,7 @@ pub fn install_sql(options: &InstallOptions) -> String {
     } + super::seal::SEAL_SCHEMA;
     let mut sql = template
         .replace("$threadline$", &super::dollar_tag(&schema))
+        .replace("@CACHED_ACTOR_KEY", CACHED_ACTOR_KEY)
         .replace("@S", &schema);
     sql.push_str(&super::harden::install_hardening(options));
     sql
@@ -359,4 +379,24 @@ fn partitioned_template(interval: PartitionInterval) -> String {
         super::harden::RECORD_ACTION_FUNCTION,
         partition::UNLINK_ACTIONS,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key that capture caches and the upgrade fills is the one queries look up.
+    #[test]
+    fn the_install_computes_actor_keys_as_queries_do() {
+        for options in [
+            InstallOptions::default(),
+            InstallOptions::default().with_partitioning(PartitionInterval::Month),
+        ] {
+            let sql = install_sql(&options);
+            assert!(sql.contains(&actor_key_sql("v_actor")), "cached key");
+            assert!(sql.contains(&actor_key_sql("t.actor_ref")), "upgrade fill");
+            assert!(sql.contains(&format!("SET DEFAULT\n    {CACHED_ACTOR_KEY};")));
+            assert!(!sql.contains("@CACHED_ACTOR_KEY"));
+        }
+    }
 }

@@ -15,7 +15,8 @@ mod snapshot;
 pub use capture::{CaptureError, CapturePlan, STAMP_PREFIX, TRIGGER_NAMES, capture_function_name};
 pub use context::{begin_with_context_sql, begin_with_settings_sql, set_settings_sql};
 pub use harden::PINNED_SEARCH_PATH;
-pub use install::{AUDIT_TABLES, InstallOptions, install_sql};
+pub(crate) use install::CACHED_ACTOR_KEY;
+pub use install::{AUDIT_TABLES, InstallOptions, actor_key_sql, install_sql};
 pub use replication::{ReplicationSql, replication_sql};
 pub use seal::SEAL_TABLES;
 
